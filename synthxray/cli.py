@@ -1,0 +1,40 @@
+"""The ``synthxray`` console script. Each sub-command lives in a module with ``add_parser(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# one module per sub-command; each defines add_parser(subparsers) and sets func=... on its parser
+COMMANDS = [
+    "synthxray.commands.demo",
+    "synthxray.commands.generate",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="synthxray", description="Synthetic medical images that are measured, not assumed.")
+    parser.add_argument("--version", action="version", version=f"synthxray {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        # user errors: one clear line, not a traceback
+        print(f"synthxray {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``synthxray`` console script (see ``synthxray.cli.COMMANDS``)."""

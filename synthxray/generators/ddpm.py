@@ -1,0 +1,216 @@
+"""Class-conditional UNet2D DDPM: a diffusers pipeline that takes class labels, and its Generator."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    ImagePipelineOutput,
+    UNet2DModel,
+    UniPCMultistepScheduler,
+)
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from .base import GENERATORS, Generator, GeneratorInfo, resolve_pretrained_dir
+
+
+def make_scheduler(name: str, config: dict[str, Any]):
+    """Build a sampling scheduler from the training scheduler's config.
+
+    Pixel-space samples live in [-1, 1]; every sampler clips or thresholds the predicted clean
+    image to that range (a DPM-Solver built from a plain DDPM config does not, and diverges).
+    """
+    config = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+    if name == "ddpm":
+        return DDPMScheduler.from_config(config, clip_sample=True, clip_sample_range=1.0)
+    if name == "ddim":
+        return DDIMScheduler.from_config(config, clip_sample=True, clip_sample_range=1.0, set_alpha_to_one=False)
+    if name == "dpm":
+        return DPMSolverMultistepScheduler.from_config(
+            config,
+            algorithm_type="dpmsolver++",
+            solver_order=2,
+            thresholding=True,
+            sample_max_value=1.0,
+            dynamic_thresholding_ratio=0.995,
+            lower_order_final=True,
+        )
+    if name == "unipc":
+        return UniPCMultistepScheduler.from_config(
+            config, predict_x0=True, thresholding=True, sample_max_value=1.0, dynamic_thresholding_ratio=0.995
+        )
+    raise ValueError(f"unknown scheduler {name!r}; choose ddpm, ddim, dpm or unipc")
+
+
+class ClassConditionalDDPMPipeline(DiffusionPipeline):
+    """Sample a class-conditional ``UNet2DModel`` with optional classifier-free guidance.
+
+    The UNet has ``num_class_embeds = num_classes + 1``; the last index is the "null" class used
+    for the unconditional branch of guidance.
+    """
+
+    model_cpu_offload_seq = "unet"
+
+    def __init__(self, unet: UNet2DModel, scheduler) -> None:
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+
+    @property
+    def null_class(self) -> int:
+        return int(self.unet.config.num_class_embeds) - 1
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        class_labels: Sequence[int] | torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 1.0,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        progress: bool = False,
+    ) -> ImagePipelineOutput | tuple:
+        labels = torch.as_tensor(class_labels, device=self.device, dtype=torch.long).reshape(-1)
+        if labels.numel() and int(labels.max()) >= self.null_class:
+            raise ValueError(f"class label {int(labels.max())} out of range: the model has {self.null_class} classes")
+        cfg = self.unet.config
+        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
+        shape = (labels.numel(), cfg.in_channels, size, size)
+        image = randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        image = image * self.scheduler.init_noise_sigma
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        use_cfg = guidance_scale != 1.0
+        cond = torch.cat([labels, torch.full_like(labels, self.null_class)]) if use_cfg else labels
+        for t in self.progress_bar(self.scheduler.timesteps) if progress else self.scheduler.timesteps:
+            model_in = torch.cat([image, image]) if use_cfg else image
+            model_in = self.scheduler.scale_model_input(model_in, t)
+            out = self.unet(model_in, t, class_labels=cond).sample
+            if use_cfg:
+                out_c, out_u = out.chunk(2)
+                out = out_u + guidance_scale * (out_c - out_u)
+            image = self.scheduler.step(out, t, image, **step_kwargs).prev_sample
+        image = (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
+        if output_type == "pil":
+            image = numpy_to_pil(image)
+        if not return_dict:
+            return (image,)
+        return ImagePipelineOutput(images=image)
+
+
+def numpy_to_pil(images: np.ndarray) -> list[Image.Image]:
+    """(N, H, W, C) floats in [0, 1] to PIL images; one channel becomes mode "L"."""
+    arr = (images * 255).round().astype("uint8")
+    if arr.shape[-1] == 1:
+        return [Image.fromarray(a[..., 0], mode="L") for a in arr]
+    return [Image.fromarray(a) for a in arr]
+
+
+def build_unet(
+    num_classes: int,
+    resolution: int,
+    channels: int,
+    block_out_channels: Sequence[int] = (64, 128, 128),
+    layers_per_block: int = 2,
+    attention_levels: Sequence[bool] | None = None,
+    norm_num_groups: int = 32,
+) -> UNet2DModel:
+    """A class-conditional UNet2DModel with one extra null class for classifier-free guidance."""
+    levels = len(block_out_channels)
+    factor = 2 ** (levels - 1)
+    if resolution % factor:
+        good = sorted({r for r in (28, 32, 64, 128, 256) if r % factor == 0})
+        raise ValueError(
+            f"resolution {resolution} is not divisible by {factor} (the UNet downsamples {levels - 1} times); "
+            f"use one of {good} or change block_out_channels"
+        )
+    if attention_levels is None:
+        attention_levels = [False] * (levels - 1) + [True]
+    if len(attention_levels) != levels:
+        raise ValueError("attention_levels needs one entry per block_out_channels entry")
+    groups = min([norm_num_groups] + [c for c in block_out_channels])
+    if any(c % groups for c in block_out_channels):
+        raise ValueError(f"block_out_channels {tuple(block_out_channels)} must all be divisible by {groups}")
+    down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention_levels)
+    up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention_levels))
+    return UNet2DModel(
+        sample_size=resolution,
+        in_channels=channels,
+        out_channels=channels,
+        layers_per_block=layers_per_block,
+        block_out_channels=tuple(block_out_channels),
+        down_block_types=down,
+        up_block_types=up,
+        num_class_embeds=num_classes + 1,
+        norm_num_groups=groups,
+    )
+
+
+@GENERATORS.register("ddpm")
+class DDPMGenerator(Generator):
+    """Class-conditional pixel-space DDPM trained from scratch (``train_scripts/train_ddpm.py``)."""
+
+    backend = "ddpm"
+
+    def __init__(self, pipeline: ClassConditionalDDPMPipeline, info: GeneratorInfo, **kwargs: Any) -> None:
+        super().__init__(info, **kwargs)
+        self.pipeline = pipeline
+        self._train_scheduler_config = dict(pipeline.scheduler.config)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device
+
+    def to(self, device: Any) -> "DDPMGenerator":
+        self.pipeline.to(device)
+        return self
+
+    def _generate_batch(
+        self, class_index: int, seeds: Sequence[int], num_inference_steps: int, guidance_scale: float, scheduler: str, **kwargs: Any
+    ) -> list[Image.Image]:
+        if kwargs:
+            raise TypeError(f"the ddpm generator takes no {sorted(kwargs)}")
+        self.pipeline.scheduler = make_scheduler(scheduler, self._train_scheduler_config)
+        if scheduler == "ddpm":
+            num_inference_steps = self._train_scheduler_config["num_train_timesteps"]
+        gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        # draw the initial noise on CPU so results match across devices
+        out = self.pipeline(
+            [class_index] * len(seeds),
+            generator=gens,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+        )
+        return out.images
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.pipeline.save_pretrained(directory)
+        self.info.save(directory)
+
+    @classmethod
+    def from_pretrained(
+        cls, path_or_repo_id: str | os.PathLike, revision: str | None = None, device: str | None = None,
+        torch_dtype: torch.dtype | None = None, **kwargs: Any
+    ) -> "DDPMGenerator":
+        local = resolve_pretrained_dir(path_or_repo_id, revision=revision)
+        info = GeneratorInfo.load(local)
+        if info.backend != cls.backend:
+            raise ValueError(f"{path_or_repo_id} holds a {info.backend!r} generator, not {cls.backend!r}; use load_generator")
+        pipe = ClassConditionalDDPMPipeline.from_pretrained(local, torch_dtype=torch_dtype, **kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        if device:
+            pipe.to(device)
+        elif torch.cuda.is_available():
+            pipe.to("cuda")
+        return cls(pipe, info, source=str(path_or_repo_id), revision=revision)

@@ -1,0 +1,1 @@
+"""Training loops: shared pieces in ``common``/``diffusion``, one Config + ``train`` per backend."""

@@ -1,0 +1,210 @@
+"""Train a class-conditional UNet2D DDPM from scratch (seed 001's recipe, with modern options)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import DDPMScheduler
+
+from ..data import class_names as dataset_class_names
+from ..data import is_grayscale, load_dataset, with_image_transform
+from ..generators.base import GeneratorInfo
+from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet
+from ..images import class_grid
+from .common import (
+    TrainingConfig,
+    TrainState,
+    help_field,
+    make_accelerator,
+    make_lr_scheduler,
+    prepare_output_dir,
+    resume,
+    steps_and_epochs,
+    train_loop,
+    write_config,
+)
+from .diffusion import add_noise, diffusion_loss, diffusion_target
+
+logger = logging.getLogger("synthxray.training")
+
+
+@dataclass
+class DDPMTrainingConfig(TrainingConfig):
+    """Flags of ``train_scripts/train_ddpm.py``. Defaults follow seed 001 (T=1000, linear betas, AdamW 2e-4, EMA)."""
+
+    dataset: str = help_field("", "Image folder with class sub-folders, MedMNIST .npz or name, save_to_disk folder, or Hub id.")
+    dataset_split: str = help_field("train", "Split to train on.")
+    resolution: int = help_field(32, "Square training resolution (divisible by 2**(levels-1)).")
+    channels: int | None = help_field(None, "1 or 3; default: 1 when the data is grayscale.")
+    num_epochs: int = help_field(50, "Epochs, used when max_train_steps is not set.")
+    learning_rate: float = help_field(2e-4, "Peak learning rate.")
+    lr_scheduler: str = help_field("onecycle", "onecycle (seed 001) | cosine | constant | linear | constant_with_warmup.")
+    adam_weight_decay: float = help_field(1e-4, "AdamW weight decay.")
+    train_batch_size: int = help_field(64, "Batch size per device.")
+    block_out_channels: list[int] = help_field([64, 128, 128], "UNet width per level (seed 001 uses base width 64).")
+    layers_per_block: int = help_field(2, "ResNet blocks per UNet level.")
+    attention: bool = help_field(True, "Self-attention at the lowest-resolution level.")
+    num_train_timesteps: int = help_field(1000, "Diffusion steps T.")
+    beta_schedule: str = help_field("linear", "linear (1e-4..0.02) | squaredcos_cap_v2 (cosine).")
+    prediction_type: str = help_field("epsilon", "epsilon | v_prediction.")
+    snr_gamma: float | None = help_field(None, "Min-SNR loss weighting gamma (5.0 is typical); off when unset.")
+    class_dropout_prob: float = help_field(0.1, "Probability of dropping the label to the null class (classifier-free guidance).")
+    use_ema: bool = help_field(True, "Keep EMA weights and save them as the final model.")
+    ema_max_decay: float = help_field(0.9999, "EMA decay ceiling.")
+    ema_inv_gamma: float = help_field(1.0, "EMA warm-up inverse gamma.")
+    ema_power: float = help_field(0.75, "EMA warm-up power.")
+    random_flip: bool = help_field(False, "Random horizontal flips (off: chest anatomy is not mirror-symmetric).")
+    save_images_steps: int = help_field(500, "Save a per-class sample grid every N steps (0 disables).")
+    num_validation_images: int = help_field(8, "Images per class in each sample grid.")
+    sample_scheduler: str = help_field("dpm", "Default sampler saved with the model: ddpm | ddim | dpm | unipc.")
+    sample_steps: int = help_field(20, "Default sampling steps saved with the model.")
+    guidance_scale: float = help_field(1.0, "Default guidance scale saved with the model (1.0 = no guidance).")
+    logger: str = help_field("none", "none | tensorboard | wandb.")
+    max_train_images: int | None = help_field(None, "Use only the first N training images (quick trials).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.dataset:
+            raise ValueError("dataset is required (an image folder, .npz, MedMNIST name, dataset folder or Hub id)")
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.beta_schedule not in ("linear", "squaredcos_cap_v2", "scaled_linear"):
+            raise ValueError(f"beta_schedule must be linear or squaredcos_cap_v2, got {self.beta_schedule!r}")
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction_type must be epsilon or v_prediction, got {self.prediction_type!r}")
+        if not 0 <= self.class_dropout_prob < 1:
+            raise ValueError("class_dropout_prob must be in [0, 1)")
+        # fail before any data is read if the UNet cannot take this resolution
+        build_unet(2, self.resolution, 1, self.block_out_channels, 1, norm_num_groups=min(self.block_out_channels))
+
+
+def train(cfg: DDPMTrainingConfig) -> Path:
+    """Train, checkpoint, and save the EMA pipeline to ``cfg.output_dir``; returns that folder."""
+    from accelerate.utils import set_seed
+    from diffusers.training_utils import EMAModel
+
+    out = prepare_output_dir(cfg)
+    accelerator = make_accelerator(cfg, log_with=cfg.logger)
+    if accelerator.is_main_process:
+        write_config(cfg, out)
+
+    ds = load_dataset(cfg.dataset, split=cfg.dataset_split)
+    if cfg.max_train_images:
+        ds = ds.select(range(min(cfg.max_train_images, len(ds))))
+    names = dataset_class_names(ds)
+    channels = cfg.channels or (1 if is_grayscale(ds) else 3)
+    augment = None
+    if cfg.random_flip:
+        from torchvision.transforms import RandomHorizontalFlip
+
+        augment = RandomHorizontalFlip()
+    train_ds = with_image_transform(ds, cfg.resolution, channels, augment)
+
+    def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
+        return {
+            "pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+            "label": torch.tensor([r["label"] for r in rows], dtype=torch.long),
+        }
+
+    dataloader = torch.utils.data.DataLoader(
+        train_ds, batch_size=cfg.train_batch_size, shuffle=True, drop_last=len(ds) > cfg.train_batch_size,
+        num_workers=cfg.dataloader_num_workers, collate_fn=collate,
+    )
+    set_seed(cfg.seed)
+    unet = build_unet(
+        len(names), cfg.resolution, channels, cfg.block_out_channels, cfg.layers_per_block,
+        attention_levels=[False] * (len(cfg.block_out_channels) - 1) + [cfg.attention],
+    )
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=1e-4, beta_end=0.02,
+        prediction_type=cfg.prediction_type, clip_sample=True,
+    )
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
+    max_steps, _ = steps_and_epochs(cfg, cfg.num_epochs, len(dataloader))
+    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes)
+    unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, dataloader, lr_scheduler)
+
+    ema = None
+    if cfg.use_ema:
+        ema = EMAModel(
+            accelerator.unwrap_model(unet).parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True,
+            inv_gamma=cfg.ema_inv_gamma, power=cfg.ema_power, model_cls=type(accelerator.unwrap_model(unet)),
+            model_config=accelerator.unwrap_model(unet).config,
+        )
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+    resume(accelerator, cfg, state)
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train_ddpm", config={k: str(v) for k, v in cfg.to_dict().items()})
+
+    null_class = len(names)
+
+    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        clean, labels = batch["pixel_values"], batch["label"]
+        if cfg.class_dropout_prob > 0:
+            drop = torch.rand(labels.shape, device=labels.device) < cfg.class_dropout_prob
+            labels = torch.where(drop, torch.full_like(labels, null_class), labels)
+        noisy, noise, timesteps = add_noise(noise_scheduler, clean)
+        pred = unet(noisy, timesteps, class_labels=labels).sample
+        target = diffusion_target(noise_scheduler, clean, noise, timesteps)
+        return diffusion_loss(noise_scheduler, pred, target, timesteps, cfg.snr_gamma)
+
+    def info() -> GeneratorInfo:
+        return GeneratorInfo(
+            backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
+            data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds)},
+            defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
+            extra={"train_steps": state.step, "train_config": cfg.to_dict()},
+        )
+
+    def pipeline_with_ema_weights() -> ClassConditionalDDPMPipeline:
+        model = accelerator.unwrap_model(unet)
+        if ema is not None:
+            model = type(model).from_config(model.config)
+            ema.copy_to(model.parameters())
+        model.to(accelerator.device).eval()
+        pipe = ClassConditionalDDPMPipeline(unet=model, scheduler=DDPMScheduler.from_config(noise_scheduler.config))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def on_step(step: int) -> None:
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(unet).parameters())
+        if cfg.save_images_steps and step % cfg.save_images_steps == 0 and accelerator.is_main_process:
+            save_sample_grid(step)
+
+    def save_sample_grid(step: int) -> None:
+        gen = DDPMGenerator(pipeline_with_ema_weights(), info())
+        grid = class_grid(gen, per_class=cfg.num_validation_images, seed=cfg.seed)
+        (out / "samples").mkdir(exist_ok=True)
+        grid.save(out / "samples" / f"step_{step:06d}.png")
+        for tracker in accelerator.trackers:
+            if tracker.name == "tensorboard":
+                import numpy as np
+
+                arr = np.asarray(grid.convert("RGB"))
+                tracker.writer.add_image("samples", arr, step, dataformats="HWC")
+        unet.train()
+
+    logger.info("training %d classes %s at %dpx, %d channel(s), %d images, %d steps", len(names), names, cfg.resolution, channels, len(ds), max_steps)
+    start = time.time()
+    train_loop(accelerator, cfg, state, [unet], optimizer, lr_scheduler, dataloader, loss_fn, max_steps, on_step=on_step)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        gen = DDPMGenerator(pipeline_with_ema_weights(), info())
+        gen.info.extra["train_seconds_this_run"] = round(time.time() - start, 1)
+        gen.save_pretrained(out)
+        if cfg.save_images_steps:
+            save_sample_grid(state.step)
+        (out / "train_summary.json").write_text(json.dumps({"steps": state.step, "classes": names, "channels": channels}, indent=2) + "\n")
+        logger.info("saved the %s pipeline to %s", "EMA" if ema is not None else "final", out)
+    accelerator.end_training()
+    return out
