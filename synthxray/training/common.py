@@ -36,6 +36,9 @@ class TrainingConfig:
     seed: int = help_field(0, "Random seed for weights, data order and noise.")
     train_batch_size: int = help_field(16, "Batch size per device.")
     max_train_steps: int | None = help_field(None, "Total optimiser steps; overrides the epoch count when set.")
+    max_train_minutes: float | None = help_field(
+        None, "Stop after this much wall-clock time in this run (a checkpoint and the model are still saved)."
+    )
     gradient_accumulation_steps: int = help_field(1, "Micro-batches accumulated per optimiser step.")
     learning_rate: float = help_field(1e-4, "Peak learning rate.")
     lr_scheduler: str = help_field("cosine", "constant | constant_with_warmup | linear | cosine | onecycle.")
@@ -230,6 +233,9 @@ def train_loop(
 
     params_to_clip = list(params_to_clip) if params_to_clip is not None else [p for m in models for p in m.parameters() if p.requires_grad]
     updates_per_epoch = max(1, math.ceil(len(dataloader) / cfg.gradient_accumulation_steps))
+    import time
+
+    deadline = time.monotonic() + 60 * cfg.max_train_minutes if cfg.max_train_minutes else None
     bar = tqdm(total=max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
     for m in models:
         m.train()
@@ -262,6 +268,12 @@ def train_loop(
                 state.epoch = state.step // updates_per_epoch
                 accelerator.save_state()
                 logger.info("saved checkpoint at step %d", state.step)
+            if deadline is not None and time.monotonic() > deadline:
+                logger.info("max_train_minutes reached at step %d; saving", state.step)
+                if cfg.checkpointing_steps and state.step % cfg.checkpointing_steps:
+                    state.epoch = state.step // updates_per_epoch
+                    accelerator.save_state()
+                max_steps = state.step
             if state.step >= max_steps:
                 break
     bar.close()

@@ -47,13 +47,15 @@ class DDPMTrainingConfig(TrainingConfig):
     lr_scheduler: str = help_field("onecycle", "onecycle (seed 001) | cosine | constant | linear | constant_with_warmup.")
     adam_weight_decay: float = help_field(1e-4, "AdamW weight decay.")
     train_batch_size: int = help_field(64, "Batch size per device.")
-    block_out_channels: list[int] = help_field([64, 128, 128], "UNet width per level (seed 001 uses base width 64).")
-    layers_per_block: int = help_field(2, "ResNet blocks per UNet level.")
+    block_out_channels: list[int] = help_field(
+        [32, 64, 64], "UNet width per level (1.1M parameters, CPU-friendly; seed 001 used 64 128 128 with 2 layers)."
+    )
+    layers_per_block: int = help_field(1, "ResNet blocks per UNet level.")
     attention: bool = help_field(True, "Self-attention at the lowest-resolution level.")
     num_train_timesteps: int = help_field(1000, "Diffusion steps T.")
     beta_schedule: str = help_field("linear", "linear (1e-4..0.02) | squaredcos_cap_v2 (cosine).")
     prediction_type: str = help_field("epsilon", "epsilon | v_prediction.")
-    snr_gamma: float | None = help_field(None, "Min-SNR loss weighting gamma (5.0 is typical); off when unset.")
+    snr_gamma: float | None = help_field(5.0, "Min-SNR loss weighting gamma (Hang et al. 2023); 0 turns it off.")
     class_dropout_prob: float = help_field(0.1, "Probability of dropping the label to the null class (classifier-free guidance).")
     use_ema: bool = help_field(True, "Keep EMA weights and save them as the final model.")
     ema_max_decay: float = help_field(0.9999, "EMA decay ceiling.")
