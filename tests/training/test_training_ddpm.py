@@ -1,0 +1,116 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from synthxray.generators import load_generator
+from synthxray.training.common import list_checkpoints, parse_config
+from synthxray.training.ddpm import DDPMTrainingConfig, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def unet_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_train_writes_pipeline_config_and_grids(tiny_ddpm_config, tmp_path):
+    out = train(tiny_ddpm_config(output_dir=str(tmp_path / "run"), max_train_steps=4, save_images_steps=2, num_validation_images=2))
+    for name in ("model_index.json", "synthxray.json", "training_config.json", "unet", "scheduler"):
+        assert (out / name).exists(), name
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    info = json.loads((out / "synthxray.json").read_text())
+    assert info["backend"] == "ddpm" and info["channels"] == 1 and info["extra"]["train_steps"] == 4
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_continues_and_matches_uninterrupted_run(tiny_ddpm_config, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    straight = train(tiny_ddpm_config(output_dir=str(tmp_path / "straight"), max_train_steps=6, checkpointing_steps=3))
+    original_save = Accelerator.save_state
+
+    def save_then_die(self, *args, **kwargs):
+        original_save(self, *args, **kwargs)
+        raise Killed  # the process dies right after its first checkpoint
+
+    monkeypatch.setattr(Accelerator, "save_state", save_then_die)
+    cfg = dict(output_dir=str(tmp_path / "resumed"), max_train_steps=6, checkpointing_steps=3)
+    with pytest.raises(Killed):
+        train(tiny_ddpm_config(**cfg))
+    monkeypatch.setattr(Accelerator, "save_state", original_save)
+    assert [p.name for p in list_checkpoints(tmp_path / "resumed")] == ["checkpoint_0"]
+    assert not (tmp_path / "resumed" / "synthxray.json").exists()
+    resumed = train(tiny_ddpm_config(**cfg, resume_from_checkpoint="latest"))
+    assert json.loads((resumed / "synthxray.json").read_text())["extra"]["train_steps"] == 6
+    assert [p.name for p in list_checkpoints(resumed)] == ["checkpoint_0", "checkpoint_1"]
+    a, b = unet_weights(straight), unet_weights(resumed)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), "resumed run differs from the uninterrupted one"
+
+
+def test_checkpoints_total_limit_rotates(tiny_ddpm_config, tmp_path):
+    out = train(tiny_ddpm_config(output_dir=str(tmp_path / "rot"), max_train_steps=6, checkpointing_steps=2, checkpoints_total_limit=2))
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint_1", "checkpoint_2"]
+
+
+def test_foreign_output_dir_is_refused(tiny_ddpm_config, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a synthxray run"):
+        train(tiny_ddpm_config(output_dir=str(tmp_path / "busy")))
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
+
+
+def test_rerun_without_resume_is_refused(tiny_ddpm_config, tmp_path):
+    train(tiny_ddpm_config(output_dir=str(tmp_path / "r"), max_train_steps=2, checkpointing_steps=2))
+    with pytest.raises(FileExistsError, match="--resume_from_checkpoint latest"):
+        train(tiny_ddpm_config(output_dir=str(tmp_path / "r"), max_train_steps=2, checkpointing_steps=2))
+
+
+def test_config_validation(tiny_npz):
+    with pytest.raises(ValueError, match="resolution 30 is not divisible"):
+        DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", resolution=30)
+    with pytest.raises(ValueError, match="prediction_type"):
+        DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", prediction_type="noise")
+    with pytest.raises(ValueError, match="dataset is required"):
+        DDPMTrainingConfig(output_dir="x")
+
+
+def test_parse_config_flags_and_yaml(tmp_path):
+    cfg = parse_config(DDPMTrainingConfig, ["--dataset", "d.npz", "--output_dir", "o", "--block_out_channels", "16", "32", "--snr_gamma", "0"])
+    assert cfg.block_out_channels == [16, 32] and cfg.snr_gamma == 0
+    (tmp_path / "c.yaml").write_text("dataset: d.npz\noutput_dir: o\nresolution: 64\n")
+    assert parse_config(DDPMTrainingConfig, [str(tmp_path / "c.yaml")]).resolution == 64
+    (tmp_path / "bad.yaml").write_text("dataset: d.npz\noutput_dir: o\nresolutoin: 64\n")
+    with pytest.raises(ValueError, match="resolutoin"):
+        parse_config(DDPMTrainingConfig, [str(tmp_path / "bad.yaml")])
+
+
+def test_v_prediction_and_cosine_schedule_train(tiny_ddpm_config, tmp_path):
+    out = train(tiny_ddpm_config(output_dir=str(tmp_path / "v"), prediction_type="v_prediction", beta_schedule="squaredcos_cap_v2", max_train_steps=2, lr_scheduler="cosine"))
+    assert len(load_generator(out).generate(1, class_label=0, seed=0, num_inference_steps=2)) == 1
+
+
+@pytest.mark.slow
+def test_accelerate_launch_script(tiny_npz, tmp_path):
+    out = tmp_path / "launched"
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "train_scripts" / "train_ddpm.py"),
+        "--dataset", str(tiny_npz), "--output_dir", str(out), "--resolution", "16", "--block_out_channels", "8", "16",
+        "--train_batch_size", "8", "--max_train_steps", "3", "--checkpointing_steps", "2", "--save_images_steps", "0",
+        "--num_train_timesteps", "50", "--logger", "tensorboard",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(cmd, check=True, env=env, cwd=tmp_path, timeout=300)
+    assert (out / "synthxray.json").is_file() and (out / "logs").is_dir()
+    subprocess.run(cmd + ["--max_train_steps", "4", "--resume_from_checkpoint", "latest"], check=True, env=env, cwd=tmp_path, timeout=300)
+    assert json.loads((out / "synthxray.json").read_text())["extra"]["train_steps"] == 4
