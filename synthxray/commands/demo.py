@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     for index, name in enumerate(gen.class_names):
         rows = synthetic.filter(lambda label: label == index, input_columns="label").select(range(min(32, args.per_class)))
         image_grid([r["image"] for r in rows], ncols=8).save(grids / f"synthetic_{name}.png")
-        real_rows = real.filter(lambda label: label == index, input_columns="label").select(range(32))
+        real_rows = real.filter(lambda label: label == index, input_columns="label")
+        real_rows = real_rows.select(range(min(32, len(real_rows))))
         image_grid([r["image"] for r in real_rows], ncols=8).save(grids / f"real_{name}.png")
 
     summary["timings"] = {k: round(v, 1) for k, v in timings.items()}

@@ -1,0 +1,42 @@
+import pytest
+
+from synthxray.cli import build_parser, main
+
+
+def test_every_command_builds():
+    parser = build_parser()
+    assert {"demo", "generate"} <= set(parser._subparsers._group_actions[0].choices)
+
+
+def test_generate_command(tiny_ddpm_dir, tmp_path, capsys):
+    out = tmp_path / "syn"
+    rc = main(["generate", "--model", str(tiny_ddpm_dir), "--per_class", "2", "--output_dir", str(out),
+               "--num_inference_steps", "2", "--scheduler", "ddim", "--image_folder", "--seed", "3"])
+    assert rc == 0 and "wrote 4 images" in capsys.readouterr().out
+    assert len(list((out / "image_folder").rglob("*.png"))) == 4
+
+
+def test_generate_counts_and_errors(tiny_ddpm_dir, tmp_path, capsys):
+    rc = main(["generate", "--model", str(tiny_ddpm_dir), "--images_per_class", "0=1,1=2", "--output_dir", str(tmp_path / "a"), "--num_inference_steps", "2"])
+    assert rc == 0
+    rc = main(["generate", "--model", str(tiny_ddpm_dir), "--images_per_class", "cat=1", "--output_dir", str(tmp_path / "b")])
+    assert rc == 2 and "unknown class 'cat'" in capsys.readouterr().err
+    rc = main(["generate", "--model", str(tiny_ddpm_dir), "--per_class", "1", "--output_dir", str(tmp_path / "a")])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_demo_refuses_non_empty_output(tmp_path, capsys):
+    (tmp_path / "x.txt").write_text("x")
+    assert main(["demo", "--output_dir", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_small(tiny_npz, tmp_path):
+    from tinydata import make_npz
+
+    data = make_npz(tmp_path / "pneumoniamnist.npz", n=40, size=28)
+    rc = main(["demo", "--data", str(data), "--output_dir", str(tmp_path / "demo"), "--max_train_steps", "2", "--per_class", "2"])
+    assert rc == 0
+    assert (tmp_path / "demo" / "summary.md").is_file()
+    assert (tmp_path / "demo" / "grids" / "synthetic_normal.png").is_file()
