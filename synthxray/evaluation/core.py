@@ -1,0 +1,433 @@
+"""``evaluate(real, synthetic, ...)``: FID / KID / precision / recall overall and per class, over seeds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .extractors import get_extractor
+from .fid import (
+    Features,
+    compute_features,
+    fid_from_statistics,
+    fid_statistics,
+    kid_from_features,
+    kid_subset_size_for,
+    precision_recall_from_features,
+)
+
+logger = logging.getLogger("synthxray.evaluation")
+
+DISTRIBUTION_METRICS = ("fid", "kid", "precision", "recall")
+EXTRA_METRICS = ("memorization", "label_fidelity", "tsne")
+ALL_METRICS = DISTRIBUTION_METRICS + EXTRA_METRICS
+GENERATOR_SEED_STRIDE = 1_000_000_000  # seed k of a Generator samples with generate_dataset(seed=k * stride)
+OVERALL = "overall"
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+def _is_generator(obj: Any) -> bool:
+    from ..generators.base import Generator
+
+    return isinstance(obj, Generator)
+
+
+def load_input(source: Any, split: str = "train"):
+    """A ``datasets.Dataset`` from anything ``synthxray.data.load_dataset`` reads."""
+    from ..data import load_dataset
+
+    if _is_generator(source):
+        raise TypeError("a Generator is only accepted as the synthetic input")
+    return load_dataset(source, split=split)
+
+
+def match_class_names(real_names: Sequence[str], other_names: Sequence[str], what: str = "synthetic") -> list[int]:
+    """Index into ``real_names`` for each of ``other_names``: exact names first, then case-insensitive."""
+    real_names = list(real_names)
+    folded: dict[str, list[int]] = {}
+    for i, n in enumerate(real_names):
+        folded.setdefault(str(n).casefold(), []).append(i)
+    mapping, missing = [], []
+    for n in other_names:
+        if n in real_names:
+            mapping.append(real_names.index(n))
+        elif len(folded.get(str(n).casefold(), [])) == 1:
+            mapping.append(folded[str(n).casefold()][0])
+        else:
+            missing.append(n)
+            mapping.append(-1)
+    if missing:
+        raise ValueError(
+            f"{what} class names {list(other_names)} do not match the real class names {real_names} "
+            f"(unmatched: {missing}); classes are matched by name, exactly or ignoring case: rename the "
+            f"folders/ClassLabel names so they agree"
+        )
+    return mapping
+
+
+def proportional_counts(class_counts: Mapping[str, int], total: int) -> dict[str, int]:
+    """Split ``total`` over classes in the given proportions (largest remainder, sums exactly to ``total``)."""
+    n = sum(class_counts.values())
+    if n == 0:
+        raise ValueError("the real set is empty")
+    raw = {k: total * v / n for k, v in class_counts.items()}
+    counts = {k: int(math.floor(v)) for k, v in raw.items()}
+    for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` indices drawn without replacement, keeping the class proportions of ``labels``."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    want = proportional_counts({int(c): int(k) for c, k in zip(classes, counts)}, n)
+    picked = [rng.choice(np.flatnonzero(labels == c), want[int(c)], replace=False) for c in classes]
+    return np.sort(np.concatenate(picked))
+
+
+# ---- result ------------------------------------------------------------------------------------
+@dataclass
+class EvaluationResult:
+    """What ``evaluate`` returns: one row per class plus ``overall``, each metric as mean/std/values over seeds."""
+
+    extractor: str
+    metrics: list[str]
+    seeds: list[int]
+    rows: list[dict[str, Any]]
+    real: dict[str, Any] = field(default_factory=dict)
+    synthetic: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    memorization: dict[str, Any] | None = None
+    label_fidelity: dict[str, Any] | None = None
+    tsne: dict[str, Any] | None = None
+
+    def __getitem__(self, class_name: str) -> dict[str, Any]:
+        for row in self.rows:
+            if row["class"] == class_name:
+                return row
+        raise KeyError(f"no row {class_name!r}; rows: {[r['class'] for r in self.rows]}")
+
+    @property
+    def overall(self) -> dict[str, Any]:
+        return self[OVERALL]
+
+    def value(self, metric: str, class_name: str = OVERALL) -> float:
+        """Mean over seeds of ``metric`` in row ``class_name``."""
+        return float(self[class_name][metric]["mean"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_markdown(self) -> str:
+        heads = {"fid": "FID", "kid": "KID ×10³", "precision": "precision", "recall": "recall"}
+        scale = {"kid": 1000.0}
+        shown = [m for m in self.metrics if m in DISTRIBUTION_METRICS]
+        k = len(self.seeds)
+        lines = [
+            f"Features: **{self.extractor}** — every number below comes from this extractor; "
+            f"do not compare with numbers from another.",
+            f"Real: {self.real.get('source', '')} ({self.real.get('num_images', '?')} images); "
+            f"synthetic: {self.synthetic.get('source', '')}; "
+            + (f"mean ± std over {k} seeds {self.seeds}." if k > 1 else f"seed {self.seeds[0]}."),
+            "",
+        ]
+        if shown:
+            lines.append("| class | n real | n synthetic | " + " | ".join(heads[m] for m in shown) + " |")
+            lines.append("|---|---:|---:|" + "---:|" * len(shown))
+            for row in self.rows:
+                cells = []
+                for m in shown:
+                    s = scale.get(m, 1.0)
+                    mean, std = row[m]["mean"] * s, row[m]["std"] * s
+                    fmt = ("{:.1f}" if abs(mean) >= 10 else "{:.2f}" if abs(mean) >= 1 else "{:.3f}") if m == "fid" \
+                        else "{:.2f}" if m == "kid" else "{:.3f}"
+                    cell = fmt.format(mean) if mean == mean else "n/a"
+                    if k > 1 and mean == mean:
+                        cell += " ± " + fmt.format(std)
+                    cells.append(cell)
+                lines.append(f"| {row['class']} | {row['n_real']} | {row['n_synthetic']} | " + " | ".join(cells) + " |")
+            small = [r["class"] for r in self.rows if min(r["n_real"], r["n_synthetic"]) < 2 * self.settings.get("feature_dim", 0)]
+            if small:
+                lines += ["", f"Rows with fewer images than twice the feature dimension ({self.settings.get('feature_dim')}) "
+                          f"have biased, seed-sensitive FID ({', '.join(small)}): compare them only at equal n."]
+        if self.memorization:
+            from .memorization import summary_markdown
+
+            lines += ["", summary_markdown(self.memorization)]
+        if self.label_fidelity:
+            from .fidelity import summary_markdown as fidelity_md
+
+            lines += ["", fidelity_md(self.label_fidelity)]
+        if self.tsne:
+            lines += ["", f"Embedding plot ({self.tsne.get('method')}): {self.tsne.get('path') or '(not saved)'}"]
+        return "\n".join(lines) + "\n"
+
+    def save(self, output_dir: str | os.PathLike) -> Path:
+        """Write ``evaluation.json`` and ``evaluation.md`` into ``output_dir``."""
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "evaluation.json").write_text(self.to_json() + "\n")
+        (out / "evaluation.md").write_text(self.to_markdown())
+        return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    mean = float(finite.mean()) if len(finite) else float("nan")
+    std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0 if len(finite) else float("nan")
+    return {"mean": mean, "std": std, "values": [float(v) for v in arr]}
+
+
+# ---- the entry point ---------------------------------------------------------------------------
+def evaluate(
+    real: Any,
+    synthetic: Any,
+    metrics: Sequence[str] = DISTRIBUTION_METRICS,
+    extractor: Any = "inception",
+    per_class: bool = True,
+    seeds: int | Sequence[int] = 1,
+    num_samples: int | None = None,
+    num_per_class: int | None = None,
+    real_split: str = "train",
+    synthetic_split: str = "train",
+    train: Any = None,
+    train_split: str = "train",
+    classifier: Any = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    kid_subset_size: int | None = None,
+    kid_subsets: int = 100,
+    prc_neighborhood: int = 3,
+    generate_kwargs: Mapping[str, Any] | None = None,
+    extractor_kwargs: Mapping[str, Any] | None = None,
+    output_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Compare a synthetic image set with a real one.
+
+    ``real``: anything ``synthxray.load_dataset`` reads (image folder, .npz, MedMNIST name,
+    ``save_to_disk`` folder, Hub id) or a ``datasets.Dataset``; ``real_split`` picks the split.
+    ``synthetic``: the same kinds, or a ``synthxray.Generator`` sampled on the fly with
+    ``generate_dataset`` — ``num_per_class`` images per class, else the real set's class proportions
+    with ``num_samples`` (default: as many as the real set) images, one fresh set per seed.
+    Synthetic classes are matched to real classes by name.
+
+    ``metrics``: any of ``fid``, ``kid``, ``precision``, ``recall`` (per class and overall), plus
+    ``memorization`` (nearest training image of each synthetic one, against ``train`` or else ``real``),
+    ``label_fidelity`` (``classifier`` or a small CNN trained on ``train``/``real``) and ``tsne``
+    (plot written to ``output_dir``). ``extractor``: ``inception``, ``dinov2``, ``dinov2:PATH_OR_ID``,
+    ``random``, a module file, or a torch module. ``seeds``: a count K (seeds 0..K-1) or a list; each
+    seed draws a new synthetic set (Generator) or a new ``num_samples`` subset (dataset), against a
+    fixed real subset, and rows report mean and std over seeds. Real features are cached on disk
+    (``cache_dir``, default ``~/.cache/synthxray/features``) keyed by image content and extractor.
+    """
+    started = time.time()
+    metrics = [m.lower() for m in ([metrics] if isinstance(metrics, str) else metrics)]
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {list(ALL_METRICS)}")
+    seed_list = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("seeds must be >= 1 or a non-empty list")
+    if num_samples is not None and num_samples < 2:
+        raise ValueError("num_samples must be >= 2")
+    if "tsne" in metrics and output_dir is None:
+        raise ValueError("the tsne plot needs output_dir")
+    timings: dict[str, float] = {}
+
+    real_ds = load_input(real, real_split)
+    real_names = list(real_ds.features["label"].names)
+    ext = get_extractor(extractor, device=device, **dict(extractor_kwargs or {}))
+
+    # real side: a fixed (stratified, seed 0) subset when num_samples is smaller than the set
+    real_labels = np.asarray(real_ds["label"], dtype=np.int64)
+    real_idx = stratified_subset(real_labels, num_samples, seed=0) if num_samples else np.arange(len(real_ds))
+    real_sel = real_ds if len(real_idx) == len(real_ds) else real_ds.select(real_idx.tolist())
+    t0 = time.time()
+    real_feats = compute_features(real_sel, ext, batch_size=batch_size, progress=progress, cache=cache,
+                                  cache_dir=cache_dir, desc="real features")
+    timings["real_features_s"] = time.time() - t0
+    real_counts = {n: int((real_feats.labels == i).sum()) for i, n in enumerate(real_names)}
+
+    # synthetic side: one Features per seed, labels mapped to the real class indices
+    synth_per_seed: list[Features] = []
+    synth_datasets: list[Any] = []
+    gen_settings: dict[str, Any] = {}
+    if _is_generator(synthetic):
+        from ..synthesis import generate_dataset
+
+        gen = synthetic
+        match_class_names(real_names, gen.class_names, "generator")
+        if num_per_class is not None:
+            counts = {n: int(num_per_class) for n in gen.class_names}
+        else:
+            total = int(num_samples or len(real_feats))
+            by_real = proportional_counts(real_counts, total)
+            mapping = match_class_names(real_names, gen.class_names, "generator")
+            counts = {n: by_real[real_names[mapping[i]]] for i, n in enumerate(gen.class_names)}
+        kwargs = dict(generate_kwargs or {})
+        gen_settings = {"generator": repr(gen), "images_per_class": counts, **{k: str(v) for k, v in kwargs.items()}}
+        synth_source = f"generator {gen.provenance.get('generator_path') or gen.backend}"
+        gen_seconds = 0.0
+        for s in seed_list:
+            t0 = time.time()
+            ds = generate_dataset(gen, images_per_class=counts, seed=s * GENERATOR_SEED_STRIDE, output_dir=None,
+                                  progress=progress, **kwargs)
+            gen_seconds += time.time() - t0
+            synth_datasets.append(ds)
+            synth_per_seed.append(_remapped(compute_features(ds, ext, batch_size=batch_size, progress=progress,
+                                                             desc=f"synthetic features (seed {s})"), real_names))
+        timings["generate_s"] = gen_seconds
+        timings["generate_images_per_s"] = sum(counts.values()) * len(seed_list) / max(gen_seconds, 1e-9)
+    else:
+        synth_ds = load_input(synthetic, synthetic_split)
+        synth_source = str(synthetic) if not hasattr(synthetic, "features") else "datasets.Dataset"
+        synth_labels = np.asarray(synth_ds["label"], dtype=np.int64)
+        match_class_names(real_names, synth_ds.features["label"].names)
+        if num_per_class is not None:
+            raise ValueError("num_per_class applies to a Generator; use num_samples to subsample a synthetic dataset")
+        subsets = [stratified_subset(synth_labels, num_samples, seed=s) if num_samples else np.arange(len(synth_ds))
+                   for s in seed_list]
+        union = np.unique(np.concatenate(subsets))
+        sel = synth_ds if len(union) == len(synth_ds) else synth_ds.select(union.tolist())
+        t0 = time.time()
+        all_feats = _remapped(compute_features(sel, ext, batch_size=batch_size, progress=progress,
+                                               desc="synthetic features"), real_names)
+        timings["synthetic_features_s"] = time.time() - t0
+        position = {int(j): i for i, j in enumerate(union)}
+        for sub in subsets:
+            synth_per_seed.append(all_feats.subset([position[int(j)] for j in sub]))
+        synth_datasets = [synth_ds.select(subsets[0].tolist()) if len(subsets[0]) < len(synth_ds) else synth_ds]
+
+    # metrics per seed, per row
+    t0 = time.time()
+    row_names = [OVERALL] + (real_names if per_class else [])
+    real_stats: dict[str, Any] = {}
+    values: dict[str, dict[str, list[float]]] = {r: {m: [] for m in metrics if m in DISTRIBUTION_METRICS} for r in row_names}
+    n_synth: dict[str, list[int]] = {r: [] for r in row_names}
+    for s, feats in zip(seed_list, synth_per_seed):
+        for r in row_names:
+            ci = None if r == OVERALL else real_names.index(r)
+            a = real_feats.features if ci is None else real_feats.of_class(ci)
+            b = feats.features if ci is None else feats.of_class(ci)
+            n_synth[r].append(len(b))
+            if "fid" in metrics:
+                if len(a) < 2 or len(b) < 2:
+                    values[r]["fid"].append(float("nan"))
+                else:
+                    if r not in real_stats:
+                        real_stats[r] = fid_statistics(a)
+                    values[r]["fid"].append(fid_from_statistics(real_stats[r], fid_statistics(b)))
+            if "kid" in metrics:
+                values[r]["kid"].append(kid_from_features(a, b, kid_subset_size, kid_subsets, seed=s)[0])
+            if "precision" in metrics or "recall" in metrics:
+                p, rc = precision_recall_from_features(a, b, prc_neighborhood)
+                if "precision" in metrics:
+                    values[r]["precision"].append(p)
+                if "recall" in metrics:
+                    values[r]["recall"].append(rc)
+    timings["metrics_s"] = time.time() - t0
+
+    rows = []
+    for r in row_names:
+        ci = None if r == OVERALL else real_names.index(r)
+        n_real = len(real_feats) if ci is None else int((real_feats.labels == ci).sum())
+        ns = n_synth[r]
+        row: dict[str, Any] = {"class": r, "n_real": n_real, "n_synthetic": int(ns[0]) if len(set(ns)) == 1 else ns}
+        for m, vals in values[r].items():
+            row[m] = _summary(vals)
+        if "kid" in metrics:
+            row["kid_subset_size"] = kid_subset_size_for(n_real, min(ns), kid_subset_size)
+        rows.append(row)
+
+    result = EvaluationResult(
+        extractor=ext.description,
+        metrics=metrics,
+        seeds=seed_list,
+        rows=rows,
+        real={"source": str(real) if not hasattr(real, "features") else "datasets.Dataset", "split": real_split,
+              "num_images": len(real_feats), "class_counts": real_counts, "features_cached": real_feats.cached},
+        synthetic={"source": synth_source, "split": synthetic_split,
+                   "num_images": [len(f) for f in synth_per_seed], **gen_settings},
+        settings={"extractor_identity": ext.identity, "feature_dim": int(real_feats.features.shape[1]),
+                  "input_size": ext.input_size, "per_class": per_class, "num_samples": num_samples,
+                  "kid_subsets": kid_subsets, "prc_neighborhood": prc_neighborhood,
+                  "preprocessing": "grayscale repeated to RGB, short side resized with PIL bicubic (antialiased), "
+                                   "centre crop, uint8"},
+        timings=timings,
+    )
+
+    # extras, on the first seed's synthetic set
+    if "memorization" in metrics or "label_fidelity" in metrics:
+        train_ds = load_input(train, train_split) if train is not None else real_ds
+    if "memorization" in metrics:
+        from .memorization import memorization as run_memorization
+
+        t0 = time.time()
+        result.memorization = run_memorization(
+            train_ds, synth_datasets[0], extractor=ext, batch_size=batch_size, cache=cache, cache_dir=cache_dir,
+            train_features=real_feats if train is None and len(real_feats) == len(real_ds) else None,
+            synthetic_features=synth_per_seed[0] if len(synth_datasets[0]) == len(synth_per_seed[0]) else None,
+            output_dir=output_dir, progress=progress,
+        )
+        result.memorization["against"] = "train" if train is not None else "real (no train set given)"
+        timings["memorization_s"] = time.time() - t0
+    if "label_fidelity" in metrics:
+        from .fidelity import label_fidelity
+
+        t0 = time.time()
+        result.label_fidelity = label_fidelity(synth_datasets[0], classifier=classifier, train=train_ds, progress=progress)
+        timings["label_fidelity_s"] = time.time() - t0
+    if "tsne" in metrics:
+        from .embed import embedding_plot
+
+        t0 = time.time()
+        result.tsne = embedding_plot(real_feats, synth_per_seed[0], output=Path(output_dir) / "embedding.png")
+        timings["tsne_s"] = time.time() - t0
+    timings["total_s"] = time.time() - started
+    if output_dir is not None:
+        result.save(output_dir)
+    return result
+
+
+def _remapped(feats: Features, real_names: list[str]) -> Features:
+    """Relabel ``feats`` with the real set's class indices (matched by name)."""
+    mapping = np.asarray(match_class_names(real_names, feats.class_names), dtype=np.int64)
+    return Features(feats.features, mapping[feats.labels], list(real_names), feats.extractor, feats.identity,
+                    feats.seconds, feats.cached)

@@ -1,0 +1,199 @@
+"""Features of a dataset under one extractor (batched, cached on disk) and the torch-fidelity statistics on them.
+
+Features are computed once per image and every metric is computed from them, so overall and
+per-class rows, several seeds, memorization and the t-SNE plot all reuse one pass of the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .extractors import SynthXrayExtractor, get_extractor, to_uint8_rgb
+
+logger = logging.getLogger("synthxray.evaluation")
+
+PREPROCESS_VERSION = "pil-bicubic-centercrop-rgb-uint8-v1"  # part of every cache key
+DEFAULT_KID_SUBSET = 1000  # torch-fidelity's default, lowered to the smaller set's size when needed
+
+
+@dataclass
+class Features:
+    """One feature vector per image, with the images' labels and the extractor that made them."""
+
+    features: np.ndarray  # (N, D) float32
+    labels: np.ndarray  # (N,) int64, indices into class_names
+    class_names: list[str]
+    extractor: str = ""  # human-readable description
+    identity: str = ""  # the extractor's identity (weights digest)
+    seconds: float = 0.0  # time spent computing (0 when loaded from the cache)
+    cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "Features":
+        idx = np.asarray(indices, dtype=np.int64)
+        return Features(self.features[idx], self.labels[idx], list(self.class_names), self.extractor, self.identity)
+
+    def of_class(self, index: int) -> np.ndarray:
+        return self.features[self.labels == index]
+
+
+def default_cache_dir() -> Path:
+    """``$SYNTHXRAY_CACHE/features`` or ``~/.cache/synthxray/features``."""
+    root = os.environ.get("SYNTHXRAY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "synthxray")
+    return Path(root) / "features"
+
+
+def dataset_fingerprint(ds) -> str:
+    """A content hash of a dataset's images (encoded bytes or file contents), labels and class names."""
+    import datasets
+
+    h = hashlib.sha1()
+    h.update(json.dumps(list(ds.features["label"].names)).encode())
+    h.update(str(len(ds)).encode())
+    raw = ds.select_columns(["image", "label"]).cast_column("image", datasets.Image(decode=False))
+    for batch in raw.iter(batch_size=512):
+        for im, label in zip(batch["image"], batch["label"]):
+            if im is None:
+                h.update(b"none")
+            elif im.get("bytes"):
+                h.update(im["bytes"])
+            elif im.get("path"):
+                with open(im["path"], "rb") as f:
+                    h.update(f.read())
+            h.update(f"|{label}|".encode())
+    return h.hexdigest()
+
+
+def _cache_file(cache_dir: Path, fingerprint: str, extractor: SynthXrayExtractor) -> Path:
+    key = hashlib.sha1(f"{fingerprint}|{extractor.identity}|{extractor.input_size}|{PREPROCESS_VERSION}".encode()).hexdigest()
+    return cache_dir / f"{key[:32]}.npz"
+
+
+def compute_features(
+    ds,
+    extractor: SynthXrayExtractor | str = "inception",
+    batch_size: int = 32,
+    progress: bool = True,
+    cache: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    desc: str = "features",
+    device: str | None = None,
+) -> Features:
+    """Run ``extractor`` over every image of ``ds`` (a ``datasets.Dataset`` with image/label columns).
+
+    Images are decoded and resized one batch at a time (memory stays bounded for 10k+ images).
+    With ``cache=True`` the features are stored under ``cache_dir`` keyed by the dataset's content
+    and the extractor's weights, and loaded from there next time.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    if not isinstance(extractor, SynthXrayExtractor):
+        extractor = get_extractor(extractor, device=device)
+    names = list(ds.features["label"].names)
+    path = None
+    if cache:
+        fingerprint = dataset_fingerprint(ds)
+        path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), fingerprint, extractor)
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    feats = Features(z["features"], z["labels"], json.loads(str(z["class_names"])),
+                                     extractor.description, extractor.identity, cached=True)
+                if len(feats) == len(ds):
+                    logger.info("%s: %d features loaded from %s", desc, len(feats), path)
+                    return feats
+            except (OSError, ValueError, KeyError):
+                logger.warning("ignoring unreadable feature cache %s", path)
+    started = time.time()
+    size = extractor.input_size
+    dev = next((p.device for p in extractor.parameters()), torch.device("cpu"))
+    chunks: list[np.ndarray] = []
+    labels: list[int] = []
+    bar = tqdm(total=len(ds), desc=desc, unit="img", disable=not progress)
+    with torch.inference_mode():
+        for batch in ds.select_columns(["image", "label"]).iter(batch_size=batch_size):
+            arr = np.stack([to_uint8_rgb(im, size) for im in batch["image"]])
+            out = extractor(torch.from_numpy(arr).to(dev))[0]
+            chunks.append(out.float().cpu().numpy().astype(np.float32))
+            labels.extend(int(v) for v in batch["label"])
+            bar.update(len(arr))
+    bar.close()
+    if not chunks:
+        raise ValueError(f"{desc}: the dataset is empty")
+    feats = Features(np.concatenate(chunks), np.asarray(labels, dtype=np.int64), names,
+                     extractor.description, extractor.identity, seconds=time.time() - started)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, features=feats.features, labels=feats.labels, class_names=json.dumps(names),
+                 extractor=extractor.description)
+        os.replace(tmp, path)
+    return feats
+
+
+# ---- metrics on features (torch-fidelity's implementations) --------------------------------
+def fid_statistics(features: np.ndarray) -> dict[str, np.ndarray]:
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    return fid_features_to_statistics(torch.from_numpy(np.asarray(features, dtype=np.float32)))
+
+
+def fid_from_statistics(stat_1: dict, stat_2: dict) -> float:
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    return float(fid_statistics_to_metric(stat_1, stat_2, verbose=False)[KEY_METRIC_FID])
+
+
+def fid_from_features(features_1: np.ndarray, features_2: np.ndarray) -> float:
+    """Fréchet distance between two feature sets (nan with fewer than 2 samples on a side)."""
+    if len(features_1) < 2 or len(features_2) < 2:
+        return float("nan")
+    return fid_from_statistics(fid_statistics(features_1), fid_statistics(features_2))
+
+
+def kid_subset_size_for(n_1: int, n_2: int, requested: int | None = None) -> int:
+    """torch-fidelity's 1000, or the smaller set's size when a set is smaller (it errors otherwise)."""
+    return int(min(requested or DEFAULT_KID_SUBSET, n_1, n_2))
+
+
+def kid_from_features(features_1: np.ndarray, features_2: np.ndarray, subset_size: int | None = None,
+                      subsets: int = 100, seed: int = 0) -> tuple[float, float]:
+    """KID mean and std over ``subsets`` random subsets (polynomial kernel, torch-fidelity defaults)."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    size = kid_subset_size_for(len(features_1), len(features_2), subset_size)
+    if size < 2:
+        return float("nan"), float("nan")
+    out = kid_features_to_metric(
+        torch.from_numpy(np.asarray(features_1, dtype=np.float32)), torch.from_numpy(np.asarray(features_2, dtype=np.float32)),
+        kid_subsets=int(subsets), kid_subset_size=size, rng_seed=int(seed), verbose=False,
+    )
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+
+
+def precision_recall_from_features(real: np.ndarray, synthetic: np.ndarray, neighborhood: int = 3) -> tuple[float, float]:
+    """Improved precision / recall (Kynkäänniemi et al. 2019), k-NN manifolds, torch-fidelity's code."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    if min(len(real), len(synthetic)) <= neighborhood:
+        return float("nan"), float("nan")
+    big = max(len(real), len(synthetic)) > 4000  # bounded memory: row blocks instead of full N x N matrices
+    out = prc_features_to_metric(
+        torch.from_numpy(np.asarray(synthetic, dtype=np.float32)), torch.from_numpy(np.asarray(real, dtype=np.float32)),
+        prc_neighborhood=int(neighborhood), prc_batch_size=2000 if big else 10000, save_cpu_ram=big, verbose=False,
+    )
+    return float(out["precision"]), float(out["recall"])
