@@ -10,6 +10,7 @@ from typing import Sequence
 # one module per sub-command; each defines add_parser(subparsers) and sets func=... on its parser
 COMMANDS = [
     "synthxray.commands.demo",
+    "synthxray.commands.evaluate",
     "synthxray.commands.generate",
 ]
 
