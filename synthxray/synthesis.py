@@ -150,10 +150,20 @@ def generate_dataset(
     (build / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if image_folder:
         os.replace(staging / "images", build / "image_folder")
+    _write_card(build)
     _swap_into_place(build, final)
     shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote %d images to %s", len(order), final)
     return datasets.load_from_disk(str(final))
+
+
+def _write_card(folder: Path) -> None:
+    from . import hub
+
+    try:
+        hub.write_dataset_card(folder)
+    except (OSError, ValueError) as exc:  # the dataset is complete; a missing template must not lose it
+        logger.warning("dataset card not written for %s: %s", folder, exc)
 
 
 def _safe(name: str) -> str:

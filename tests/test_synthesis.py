@@ -21,6 +21,8 @@ def test_counts_labels_and_provenance(tiny_ddpm_dir, tmp_path):
     assert np.abs(np.asarray(again, float) - np.asarray(row["image"], float)).max() <= 1
     assert len(load_dataset(tmp_path / "syn")) == 5  # the data layer reads it back
     assert not (tmp_path / "syn.partial").exists()
+    card = (tmp_path / "syn" / "README.md").read_text()
+    assert "generator: ddpm" in card and "clinical" in card  # written locally, states intended use
 
 
 def test_in_memory_and_image_folder(tiny_ddpm_dir, tmp_path):

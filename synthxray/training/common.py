@@ -277,3 +277,14 @@ def train_loop(
             if state.step >= max_steps:
                 break
     bar.close()
+
+
+def finish_model_folder(cfg: TrainingConfig, folder: str | os.PathLike, kind: str = "generator") -> None:
+    """After the final save: write the model card locally, then push when ``--push_to_hub`` is set."""
+    from .. import hub
+
+    try:
+        hub.write_generator_card(folder) if kind == "generator" else hub.write_classifier_card(folder)
+    except (OSError, ValueError) as exc:  # the model is saved; a missing template must not lose the run
+        logger.warning("model card not written for %s: %s", folder, exc)
+    hub.push_to_hub_if_requested(cfg, folder, kind=kind)

@@ -26,6 +26,7 @@ from .common import (
     prepare_output_dir,
     resume,
     steps_and_epochs,
+    finish_model_folder,
     train_loop,
     write_config,
 )
@@ -208,5 +209,6 @@ def train(cfg: DDPMTrainingConfig) -> Path:
             save_sample_grid(state.step)
         (out / "train_summary.json").write_text(json.dumps({"steps": state.step, "classes": names, "channels": channels}, indent=2) + "\n")
         logger.info("saved the %s pipeline to %s", "EMA" if ema is not None else "final", out)
+        finish_model_folder(cfg, out)
     accelerator.end_training()
     return out

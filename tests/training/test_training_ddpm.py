@@ -21,7 +21,7 @@ def unet_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_train_writes_pipeline_config_and_grids(tiny_ddpm_config, tmp_path):
     out = train(tiny_ddpm_config(output_dir=str(tmp_path / "run"), max_train_steps=4, save_images_steps=2, num_validation_images=2))
-    for name in ("model_index.json", "synthxray.json", "training_config.json", "unet", "scheduler"):
+    for name in ("model_index.json", "synthxray.json", "training_config.json", "unet", "scheduler", "README.md"):
         assert (out / name).exists(), name
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     info = json.loads((out / "synthxray.json").read_text())
