@@ -11,7 +11,9 @@ from typing import Sequence
 COMMANDS = [
     "synthxray.commands.demo",
     "synthxray.commands.evaluate",
+    "synthxray.commands.experiment",
     "synthxray.commands.generate",
+    "synthxray.commands.push",
 ]
 
 

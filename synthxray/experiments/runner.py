@@ -1,0 +1,413 @@
+"""Run a grid of (backbone, recipe, seed) classifier runs; each is saved as it finishes and skipped on re-run.
+
+Layout of ``output_dir``::
+
+    spec.json                       the resolved spec
+    runs/<backbone>/<recipe>/seed_<s>/result.json   metrics, history, counts (written last: the run's commit)
+    runs/<backbone>/<recipe>/seed_<s>/classifier/   model.safetensors + classifier.json (load_classifier)
+    synthetic/                      images sampled from a generator (when the spec names one)
+    results.csv  results.json  results.md  plots/*.png
+
+Under ``accelerate launch`` with several processes the runs are shared out between processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .backbones import Classifier, load_classifier
+from .recipes import Recipe, augment, display_name, match_class_names, synthetic_needed
+from .report import aggregate, compute_metrics, markdown_table, write_csv, write_json, write_plots
+from .robustness import robustness
+from .spec import BackboneSpec, ExperimentSpec, load_spec
+from .train import encode_images, predict_tensors, train_classifier
+
+logger = logging.getLogger("synthxray.experiments")
+
+RESULT_FILE = "result.json"
+VAL_SPLIT_SEED = 12345  # the validation split is the same for every run of an experiment
+
+
+@dataclass
+class ExperimentData:
+    class_names: list[str]
+    channels: int
+    positive: int | None
+    real: Any  # datasets.Dataset: the real training rows recipes draw from
+    real_x: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    synthetic: Any = None
+    synth_x: torch.Tensor | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentResults:
+    """What :func:`run_experiment` returns: the summary rows, every run, and the files written."""
+
+    rows: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    markdown: str
+    output_dir: Path
+    files: list[Path]
+
+    def __str__(self) -> str:
+        return self.markdown
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.read_csv(self.output_dir / "results.csv")
+
+
+# ---- data -------------------------------------------------------------------------------------------
+def _relabel(ds, names: list[str], what: str):
+    """``ds`` with its labels re-numbered to the real class order (names matched ignoring case)."""
+    import datasets
+
+    mapping = match_class_names(names, ds.features["label"].names, what)
+    if mapping == list(range(len(names))) and len(ds.features["label"].names) == len(names):
+        return ds
+    labels = np.asarray(mapping)[np.asarray(ds["label"], dtype=int)].tolist()
+    ds = ds.remove_columns("label").add_column("label", labels)
+    return ds.cast_column("label", datasets.ClassLabel(names=names))
+
+
+def _stratified(labels: np.ndarray, fraction: float | None, count: int | None, seed: int) -> np.ndarray:
+    """Rows forming a stratified subset (``fraction`` of each class, or ``count`` rows in total)."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    frac = fraction if fraction is not None else count / len(labels)
+    picked = []
+    for c in classes:
+        rows = np.flatnonzero(labels == c)
+        n = int(round(frac * len(rows)))
+        if fraction is not None and len(rows) >= 2:
+            n = min(max(n, 1), len(rows) - 1)
+        picked.append(rng.permutation(rows)[:n])
+    return np.sort(np.concatenate(picked))
+
+
+def prepare_data(spec: ExperimentSpec) -> ExperimentData:
+    """Load real train / val / test, match class names, split validation from train when needed, decode pixels."""
+    from ..data import DataError, is_grayscale, load_dataset
+
+    real = load_dataset(spec.real_train, split=spec.real_train_split)
+    names = list(real.features["label"].names)
+    notes: dict[str, Any] = {}
+    test = _relabel(load_dataset(spec.test, split=spec.test_split), names, "test")
+    if spec.val is not None:
+        val = _relabel(load_dataset(spec.val, split=spec.val_split), names, "validation")
+        notes["val"] = "given"
+    else:
+        labels = np.asarray(real["label"], dtype=int)
+        val_rows = _stratified(labels, spec.val_fraction, None, VAL_SPLIT_SEED)
+        keep = np.setdiff1d(np.arange(len(real)), val_rows)
+        val = real.select(val_rows.tolist())
+        real = real.select(keep.tolist())
+        notes["val"] = f"{len(val_rows)} images ({spec.val_fraction:.0%} of each class) held out of real_train"
+    if spec.max_real_train is not None and spec.max_real_train < len(real):
+        rows = _stratified(np.asarray(real["label"], dtype=int), None, spec.max_real_train, VAL_SPLIT_SEED + 1)
+        real = real.select(rows.tolist())
+        notes["max_real_train"] = len(real)
+    if len(real) == 0 or len(val) == 0 or len(test) == 0:
+        raise DataError(f"empty split: {len(real)} train, {len(val)} validation, {len(test)} test images")
+    channels = spec.channels or (1 if is_grayscale(real) else 3)
+    positive = None
+    if spec.positive_class is not None:
+        positive = match_class_names(names, [spec.positive_class], "positive_class")[0]
+        if len(names) != 2:
+            raise ValueError("positive_class applies to two-class data only")
+    started = time.time()
+    real_x, _ = encode_images(real, spec.image_size, channels)
+    val_x, val_y = encode_images(val, spec.image_size, channels)
+    test_x, test_y = encode_images(test, spec.image_size, channels)
+    counts = np.bincount(np.asarray(real["label"], dtype=int), minlength=len(names)).tolist()
+    logger.info("data: classes %s, %d channel(s), %d px; real train %s, validation %d, test %d (decoded in %.1fs)",
+                names, channels, spec.image_size, dict(zip(names, counts)), len(val), len(test), time.time() - started)
+    return ExperimentData(names, channels, positive, real, real_x, val_x, val_y, test_x, test_y, notes=notes)
+
+
+def prepare_synthetic(spec: ExperimentSpec, data: ExperimentData, out: Path, recipes: list[Recipe]) -> None:
+    """Load the synthetic dataset, or sample one from the generator into ``out/synthetic`` (resumable)."""
+    from ..data import load_dataset
+
+    syn = spec.synthetic
+    if syn.dataset is not None:
+        ds = load_dataset(syn.dataset, split=syn.split)
+    else:
+        ds = _sample_generator(spec, data, out, recipes)
+    ds = _relabel(ds, data.class_names, "synthetic")
+    started = time.time()
+    data.synth_x, _ = encode_images(ds, spec.image_size, data.channels)
+    data.synthetic = ds
+    counts = np.bincount(np.asarray(ds["label"], dtype=int), minlength=len(data.class_names)).tolist()
+    logger.info("synthetic pool: %s (decoded in %.1fs)", dict(zip(data.class_names, counts)), time.time() - started)
+
+
+def _sample_generator(spec: ExperimentSpec, data: ExperimentData, out: Path, recipes: list[Recipe]):
+    import datasets
+
+    from ..generators import load_generator
+    from ..synthesis import generate_dataset
+
+    syn = spec.synthetic
+    gen = load_generator(syn.generator, revision=syn.revision)
+    mapping = match_class_names(data.class_names, gen.class_names, "generator")
+    real_counts = np.bincount(np.asarray(data.real["label"], dtype=int), minlength=len(data.class_names)).tolist()
+    if syn.per_class is not None:
+        need = [syn.per_class] * len(data.class_names)
+    else:
+        need = synthetic_needed(real_counts, recipes, spec.balance, syn.pool_ratio)
+    wanted = {gen.class_names[i]: need[mapping[i]] for i in range(len(gen.class_names))}
+    folder = Path(syn.output_dir) if syn.output_dir else out / "synthetic"
+    if folder.exists():
+        ds = datasets.load_from_disk(str(folder))
+        have = {n: int(c) for n, c in zip(ds.features["label"].names, np.bincount(np.asarray(ds["label"], dtype=int), minlength=len(ds.features["label"].names)))}
+        short = {n: (wanted[n], have.get(n, 0)) for n in wanted if have.get(n, 0) < wanted[n]}
+        if short:
+            raise FileExistsError(f"{folder} holds fewer synthetic images than this experiment needs ({short} needed, have); delete it to sample again")
+        logger.info("reusing %d synthetic images in %s", len(ds), folder)
+        return ds
+    logger.info("sampling %s synthetic images from %s into %s", wanted, syn.generator, folder)
+    return generate_dataset(
+        gen, images_per_class=wanted, seed=syn.seed, output_dir=folder, batch_size=syn.batch_size,
+        num_inference_steps=syn.num_inference_steps, guidance_scale=syn.guidance_scale, scheduler=syn.scheduler,
+    )
+
+
+# ---- runs -------------------------------------------------------------------------------------------
+def run_dir(out: Path, backbone_id: str, recipe: str, seed: int) -> Path:
+    return out / "runs" / backbone_id / recipe / f"seed_{seed}"
+
+
+def run_config(spec: ExperimentSpec, backbone: BackboneSpec, recipe: Recipe, seed: int) -> dict[str, Any]:
+    """Everything that decides a run's outcome; a finished run is reused only when this matches."""
+    s = spec.to_dict()
+    return {
+        "backbone": backbone.to_dict(), "recipe": asdict(recipe), "seed": seed,
+        "training": asdict(spec.train_config(backbone)), "image_size": spec.image_size, "channels": spec.channels,
+        "balance": recipe.balance or spec.balance, "val_fraction": spec.val_fraction if spec.val is None else None,
+        "max_real_train": spec.max_real_train, "positive_class": spec.positive_class,
+        "data": {k: s[k] for k in ("real_train", "real_train_split", "val", "val_split", "test", "test_split")},
+        "synthetic": s["synthetic"] if recipe.uses_synthetic else None,
+    }
+
+
+def run_key(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_result(folder: Path) -> dict[str, Any] | None:
+    path = folder / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # cut off mid-write by a kill: the run is redone
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def train_one(spec: ExperimentSpec, data: ExperimentData, backbone: BackboneSpec, recipe: Recipe, seed: int, folder: Path, device: Any, autocast=None, prefix: str = "") -> dict[str, Any]:
+    """Build the recipe's training set with :func:`augment`, train, test, optionally attack, save."""
+    started = time.time()
+    mixed = augment(data.real, data.synthetic if recipe.uses_synthetic else None,
+                    ratio=recipe.synthetic_ratio if recipe.uses_synthetic else 0.0,
+                    real_fraction=recipe.real_fraction, seed=seed, balance=recipe.balance or spec.balance)
+    source = np.asarray(mixed["source"])
+    index = np.asarray(mixed["source_index"], dtype=int)
+    labels = torch.as_tensor(np.asarray(mixed["label"], dtype=np.int64))
+    real_rows, synth_rows = index[source == "real"], index[source == "synthetic"]
+    # augment lists real rows first, then synthetic rows: the layout the per-batch sampler expects
+    parts = [data.real_x[torch.from_numpy(real_rows)]]
+    if len(synth_rows):
+        parts.append(data.synth_x[torch.from_numpy(synth_rows)])
+    train_x = torch.cat(parts)
+    k = len(data.class_names)
+    counts = {
+        "real": int(len(real_rows)), "synthetic": int(len(synth_rows)),
+        "real_per_class": dict(zip(data.class_names, np.bincount(labels[: len(real_rows)].numpy(), minlength=k).tolist())),
+        "synthetic_per_class": dict(zip(data.class_names, np.bincount(labels[len(real_rows):].numpy(), minlength=k).tolist())),
+    }
+    cfg = spec.train_config(backbone)
+    torch.manual_seed(seed)
+    model = Classifier(backbone.name, data.class_names, spec.image_size, data.channels, backbone.options)
+    logger.info("%s%s on %s: %d real + %d synthetic images, %s", prefix, backbone.id, recipe.name, counts["real"], counts["synthetic"], model.weights_note)
+    history = train_classifier(model, train_x, labels, data.val_x, data.val_y, cfg, seed=seed, n_synthetic=len(synth_rows),
+                               batch_synthetic_fraction=recipe.batch_synthetic_fraction, device=device, autocast=autocast, log_prefix=prefix)
+    probs = predict_tensors(model, data.test_x, cfg.eval_batch_size, device)
+    metrics = compute_metrics(data.test_y.numpy(), probs, data.class_names, data.positive)
+    result: dict[str, Any] = {
+        "backbone": backbone.id, "backbone_name": backbone.name, "recipe": recipe.name, "experiment": display_name(recipe.name),
+        "recipe_description": recipe.describe(), "seed": seed, "counts": counts, "metrics": metrics, "history": history,
+        "best_epoch": next((h["epoch"] for h in reversed(history) if h.get("best")), None),
+        "model": {"pretrained": model.pretrained, "weights_note": model.weights_note, "trainable": model.trainable,
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},
+    }
+    if spec.robustness is not None:
+        result["robustness"] = _attack(spec, data, model, seed, device)
+    result["seconds"] = round(time.time() - started, 1)
+    if spec.save_classifiers:
+        model.metrics = metrics
+        model.extra = {"recipe": recipe.name, "seed": seed, "counts": counts, "training": asdict(cfg)}
+        tmp = folder / "classifier.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.cpu().save_pretrained(tmp)
+        shutil.rmtree(folder / "classifier", ignore_errors=True)
+        os.replace(tmp, folder / "classifier")
+        result["classifier"] = str(folder / "classifier")
+    return result
+
+
+def _attack(spec: ExperimentSpec, data: ExperimentData, model: Classifier, seed: int, device: Any) -> dict[str, float]:
+    r = spec.robustness
+    model.to(device)
+    return robustness(model, data.test_x, data.test_y, r.epsilon, r.attacks, device=device, seed=seed, max_images=r.max_images)
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logger.setLevel(logging.INFO)
+
+
+def run_experiment(spec_or_path: Any, **overrides: Any) -> ExperimentResults:
+    """Run (or finish) every (backbone, recipe, seed) of a spec and write the results files.
+
+    ``spec_or_path``: a ``.yaml``/``.json`` file, a mapping, or an :class:`ExperimentSpec`; keyword
+    arguments override its keys. Finished runs in ``output_dir`` are reused, so a killed experiment
+    picks up where it stopped; a finished run made with different settings is an error.
+    """
+    from accelerate import Accelerator
+
+    _setup_logging()
+    spec = load_spec(spec_or_path, **overrides)
+    out = Path(spec.output_dir)
+    accelerator = Accelerator(mixed_precision=spec.mixed_precision, cpu=spec.device == "cpu")
+    device = torch.device(spec.device) if spec.device else accelerator.device
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(out / "spec.json", spec.to_dict())
+
+    plan = [(b, r, s) for b in spec.backbones for r in spec.recipes for s in spec.seeds]
+    todo, done = [], 0
+    for b, r, s in plan:
+        folder = run_dir(out, b.id, r.name, s)
+        key = run_key(run_config(spec, b, r, s))
+        found = read_result(folder)
+        if found is None:
+            todo.append((b, r, s))
+        elif found.get("run_key") != key:
+            raise FileExistsError(
+                f"{folder} holds a finished run made with other settings (backbone options, recipe, training, data or image size differ); "
+                "use a new output_dir or delete that run folder to redo it"
+            )
+        else:
+            done += 1
+    if done:
+        logger.info("%d of %d runs already finished in %s; skipping them", done, len(plan), out)
+
+    data = prepare_data(spec) if (todo or (spec.robustness is not None)) else None
+    needs_synth = [r for _, r, _ in todo if r.uses_synthetic]
+    if needs_synth:
+        if accelerator.is_main_process:
+            prepare_synthetic(spec, data, out, spec.recipes)
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            prepare_synthetic(spec, data, out, spec.recipes)
+
+    mine = todo[accelerator.process_index :: accelerator.num_processes]
+    started = time.time()
+    for i, (b, r, s) in enumerate(mine, 1):
+        folder = run_dir(out, b.id, r.name, s)
+        folder.mkdir(parents=True, exist_ok=True)
+        prefix = f"[{i}/{len(mine)}] {b.id} · {r.name} · seed {s}: "
+        result = train_one(spec, data, b, r, s, folder, device, accelerator.autocast, prefix)
+        config = run_config(spec, b, r, s)
+        result["run_key"], result["run_config"] = run_key(config), config
+        _write_json_atomic(folder / RESULT_FILE, result)
+        elapsed = time.time() - started
+        eta = elapsed / i * (len(mine) - i)
+        logger.info("%stest accuracy %.4f, F1 %.4f, AUC %s (%.0fs; about %.0fs left)", prefix, result["metrics"]["accuracy"], result["metrics"]["f1"],
+                    "n/a" if result["metrics"]["auc"] is None else f"{result['metrics']['auc']:.4f}", result["seconds"], eta)
+
+    accelerator.wait_for_everyone()
+    if spec.robustness is not None and accelerator.is_main_process:
+        _add_missing_robustness(spec, data, out, device)
+    if not accelerator.is_main_process:
+        return ExperimentResults([], [], "", out, [])
+    return write_report(spec, out, data.class_names if data else None, data.notes if data else {})
+
+
+def _add_missing_robustness(spec: ExperimentSpec, data: ExperimentData, out: Path, device: Any) -> None:
+    """Runs finished before robustness was switched on get it from their saved classifier."""
+    for b in spec.backbones:
+        for r in spec.recipes:
+            for s in spec.seeds:
+                folder = run_dir(out, b.id, r.name, s)
+                result = read_result(folder)
+                if result is None or result.get("robustness") or not (folder / "classifier").is_dir():
+                    continue
+                model = load_classifier(folder / "classifier", device=device)
+                result["robustness"] = _attack(spec, data, model, s, device)
+                _write_json_atomic(folder / RESULT_FILE, result)
+                logger.info("added robustness results to %s", folder)
+
+
+def collect_runs(spec: ExperimentSpec, out: Path) -> list[dict[str, Any]]:
+    runs = []
+    for b in spec.backbones:
+        for r in spec.recipes:
+            for s in spec.seeds:
+                found = read_result(run_dir(out, b.id, r.name, s))
+                if found is not None:
+                    runs.append(found)
+    return runs
+
+
+def write_report(spec: ExperimentSpec, out: Path, class_names: list[str] | None = None, notes: dict[str, Any] | None = None) -> ExperimentResults:
+    """results.csv / results.json / results.md and the plots, from every finished run of the spec."""
+    runs = collect_runs(spec, out)
+    backbones = [b.id for b in spec.backbones]
+    recipes = [r.name for r in spec.recipes]
+    rows = aggregate(runs, backbones, recipes, spec.baseline)
+    if class_names is None and runs:
+        class_names = list(runs[0]["counts"]["real_per_class"])
+    md = markdown_table(rows, spec.baseline)
+    files = [out / "results.csv", out / "results.json", out / "results.md"]
+    write_csv(rows, files[0])
+    random_init = sorted({r["backbone"] for r in runs if not r["model"]["pretrained"]})
+    meta = {
+        "spec": spec.to_dict(), "class_names": class_names, "baseline": spec.baseline, "data_notes": notes or {},
+        "random_weights_backbones": random_init,
+        "warning": (f"backbones {random_init} were trained from RANDOM initial weights, not pretrained ones" if random_init else None),
+    }
+    write_json(rows, runs, meta, files[1])
+    files[2].write_text(md)
+    if spec.plots and rows:
+        files += write_plots(rows, runs, [b for b in backbones if any(r["backbone"] == b for r in rows)],
+                             [r for r in recipes if any(x["recipe"] == r for x in rows)], class_names or [], out / "plots")
+    logger.info("results in %s:\n%s", out, md)
+    return ExperimentResults(rows, runs, md, out, files)

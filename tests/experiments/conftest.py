@@ -1,0 +1,93 @@
+"""Tiny offline data and models for the experiment tests (built once per session)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SIZE = 16
+
+
+def _image(label: int, rng: np.random.Generator, rgb: bool = False) -> Image.Image:
+    """Class 0: a bright disc; class 1: a bright horizontal bar (easy to tell apart), plus noise."""
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    if label == 0:
+        base = ((yy - 8) ** 2 + (xx - 8) ** 2 < 20).astype(float)
+    else:
+        base = (abs(yy - 8) < 3).astype(float)
+    arr = np.clip(base * 180 + 40 + rng.normal(0, 15, base.shape), 0, 255).astype(np.uint8)
+    im = Image.fromarray(arr, mode="L")
+    return im.convert("RGB") if rgb else im
+
+
+def make_dataset(counts: dict[str, int], seed: int, rgb: bool = False, provenance: bool = False):
+    """A datasets.Dataset with ``counts[name]`` images of each class (classes in the given order)."""
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    names = list(counts)
+    images, labels = [], []
+    for i, name in enumerate(names):
+        for _ in range(counts[name]):
+            images.append(_image(i, rng, rgb))
+            labels.append(i)
+    cols = {"image": images, "label": labels}
+    feats = {"image": datasets.Image(), "label": datasets.ClassLabel(names=names)}
+    if provenance:  # what synthxray.generate_dataset adds
+        cols["class_name"] = [names[l] for l in labels]
+        cols["generator"] = ["ddpm"] * len(labels)
+        feats["class_name"] = datasets.Value("string")
+        feats["generator"] = datasets.Value("string")
+    return datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
+
+
+@pytest.fixture(scope="session")
+def real_train():
+    return make_dataset({"NORMAL": 30, "PNEUMONIA": 50}, seed=0)
+
+
+@pytest.fixture(scope="session")
+def real_test():
+    return make_dataset({"NORMAL": 12, "PNEUMONIA": 12}, seed=1)
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """Lower-case class names, like a generator trained on MedMNIST: matched to the real ones by name."""
+    return make_dataset({"normal": 40, "pneumonia": 40}, seed=2, provenance=True)
+
+
+@pytest.fixture(scope="session")
+def data_folders(tmp_path_factory, real_train, real_test, synthetic):
+    """The same data as save_to_disk folders, for YAML specs."""
+    root = tmp_path_factory.mktemp("data")
+    real_train.save_to_disk(str(root / "train"))
+    real_test.save_to_disk(str(root / "test"))
+    synthetic.save_to_disk(str(root / "synthetic"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_generator(tmp_path_factory):
+    """A tiny untrained class-conditional DDPM saved as a synthxray generator folder."""
+    from diffusers import DDPMScheduler
+
+    from synthxray.generators.base import GeneratorInfo
+    from synthxray.generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet
+
+    import torch
+
+    torch.manual_seed(0)
+    unet = build_unet(2, 8, 1, (8, 16), 1, attention_levels=[False, False], norm_num_groups=8)
+    pipe = ClassConditionalDDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=50))
+    info = GeneratorInfo(backend="ddpm", class_names=["normal", "pneumonia"], channels=1, resolution=8,
+                         defaults={"scheduler": "ddim", "num_inference_steps": 2, "guidance_scale": 1.0})
+    folder = tmp_path_factory.mktemp("gen") / "ddpm"
+    DDPMGenerator(pipe, info).save_pretrained(folder)
+    return folder
+
