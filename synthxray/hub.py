@@ -290,10 +290,11 @@ def _explain(action: str, repo_id: str, repo_type: str, folder: Path | None, end
         elif status in (409, 412):
             msg = f"the repository changed while pushing ({status}); run the push again"
         elif status is not None and status >= 500:
-            msg = f"the Hub failed ({status}) part-way through.{rerun}"
+            msg = f"the Hub failed ({status}) part-way through"
         else:
             msg = f"the Hub refused the request ({status})"
-        raise HubPushError(f"cannot {action} {where}: {msg}{': ' + detail if detail else ''}.{local}") from exc
+        after = rerun if status is None or status >= 500 or status in (409, 412) else ""
+        raise HubPushError(f"cannot {action} {where}: {msg}{' (' + detail + ')' if detail else ''}.{local}{after}") from exc
     except Exception as exc:
         if _is_network_error(exc):
             raise HubPushError(

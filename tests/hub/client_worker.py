@@ -22,7 +22,9 @@ def main() -> None:
     import huggingface_hub  # noqa: F401
 
     import synthxray  # noqa: F401
+    import synthxray.generators.ddpm  # noqa: F401
     import synthxray.hub  # noqa: F401
+    from diffusers import StableDiffusionPipeline  # noqa: F401  (slow lazy imports, paid once)
 
     out = sys.stdout
     out.write(json.dumps({"ok": True, "result": "ready"}) + "\n")

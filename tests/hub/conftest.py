@@ -71,3 +71,95 @@ def ddpm_folder(tiny_ddpm_dir, tmp_path) -> Path:
     return target
 
 
+
+
+# ---- tiny Stable Diffusion generators (random weights, built offline) ------------------------------
+SD_RESOLUTION = 32
+SD_CLASSES = ("normal", "pneumonia")
+SD_PROMPTS = {c: f"a chest x-ray showing {c}" for c in SD_CLASSES}
+SD_DEFAULTS = {"scheduler": "dpm", "num_inference_steps": 2, "guidance_scale": 2.0}
+
+
+def _build_tokenizer(folder: Path):
+    """A CLIP-style BPE tokenizer trained offline with ``tokenizers`` and loaded as a CLIPTokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token="<|endoftext|>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|startoftext|>", "<|endoftext|>"], end_of_word_suffix="</w>",
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator([*SD_PROMPTS.values(), "a chest x-ray", "lungs ribs heart"] * 4, trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.model.save(str(folder))
+    return CLIPTokenizer.from_pretrained(str(folder), model_max_length=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_pipeline_dir(tmp_path_factory) -> Path:
+    """A full StableDiffusionPipeline folder with tiny random parts (UNet, VAE, CLIP text encoder)."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    root = tmp_path_factory.mktemp("hub_tiny_sd")
+    torch.manual_seed(0)
+    tokenizer = _build_tokenizer(root / "tokenizer_src")
+    unet = UNet2DConditionModel(
+        sample_size=SD_RESOLUTION // 2, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4, sample_size=SD_RESOLUTION,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=16, projection_dim=16, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    ))
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(root / "pipeline")
+    return root / "pipeline"
+
+
+def _sd_info(backend: str, **kwargs):
+    from synthxray.generators.base import GeneratorInfo
+
+    return GeneratorInfo(backend=backend, class_names=list(SD_CLASSES), channels=1, resolution=SD_RESOLUTION,
+                         prompts=dict(SD_PROMPTS), defaults=dict(SD_DEFAULTS),
+                         data={"source": "tiny-xrays", "modality": "x-ray", "anatomy": "chest"}, **kwargs)
+
+
+@pytest.fixture
+def sd_dreambooth_folder(tiny_sd_pipeline_dir, tmp_path) -> Path:
+    """An ``sd-dreambooth`` generator folder: the pipeline files plus ``synthxray.json``."""
+    folder = tmp_path / "tiny-dreambooth"
+    shutil.copytree(tiny_sd_pipeline_dir, folder)
+    _sd_info("sd-dreambooth").save(folder)
+    return folder
+
+
+@pytest.fixture
+def sd_lora_folder(tiny_sd_pipeline_dir, tmp_path) -> Path:
+    """An ``sd-lora`` generator folder: a random (non-zero) UNet LoRA plus ``synthxray.json`` naming the base."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(1)
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd_pipeline_dir / "unet")
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=4, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    folder = tmp_path / "tiny-lora"
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
+    _sd_info("sd-lora", base_model=str(tiny_sd_pipeline_dir)).save(folder)
+    return folder

@@ -103,6 +103,8 @@ class Fault:
     pattern: re.Pattern
     action: str | int  # "close" (drop the connection) or an HTTP status code
     times: int
+    after: int = 0  # let this many matching requests through first
+    seen: int = 0
     hits: int = 0
 
 
@@ -272,12 +274,12 @@ class HubServer:
         return f"http://127.0.0.1:{self.port}"
 
     # ---- test helpers ----------------------------------------------------------------------
-    def fail(self, method: str, path_regex: str, action: str | int = "close", times: int = 1) -> Fault:
-        """Make the next ``times`` requests matching ``method`` and ``path_regex`` fail.
+    def fail(self, method: str, path_regex: str, action: str | int = "close", times: int = 1, after: int = 0) -> Fault:
+        """Make ``times`` requests matching ``method`` and ``path_regex`` fail, after letting ``after`` through.
 
         ``action`` is ``"close"`` (the connection is dropped without an answer) or an HTTP status.
         """
-        fault = Fault(method.upper(), re.compile(path_regex), action, times)
+        fault = Fault(method.upper(), re.compile(path_regex), action, times, after)
         with self.state.lock:
             self._faults.append(fault)
         return fault
@@ -290,8 +292,10 @@ class HubServer:
         with self.state.lock:
             for fault in self._faults:
                 if fault.hits < fault.times and fault.method in (method, "*") and fault.pattern.search(path):
-                    fault.hits += 1
-                    return fault
+                    fault.seen += 1
+                    if fault.seen > fault.after:
+                        fault.hits += 1
+                        return fault
         return None
 
     def add_repo(self, repo_id: str, owner: str, repo_type: str = "model", private: bool = False,
@@ -514,9 +518,13 @@ class _Handler(BaseHTTPRequestHandler):
         if owner != user:
             raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace \"{owner}\"")
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
-        self.hub.state.create_repo(repo_type, repo_id, owner, private)
         prefix = "" if repo_type == "model" else f"{repo_type}s/"
-        return self._json(200, {"url": f"{self.hub.url}/{prefix}{repo_id}", "name": repo_id})
+        url = f"{self.hub.url}/{prefix}{repo_id}"
+        if (repo_type, repo_id) in self.hub.state.repos:  # the Hub names the existing repo in its 409
+            return self._json(409, {"error": f"You already created this {repo_type} repo", "url": url},
+                              headers={"X-Error-Message": f"You already created this {repo_type} repo"})
+        self.hub.state.create_repo(repo_type, repo_id, owner, private)
+        return self._json(200, {"url": url, "name": repo_id})
 
     def _repo_api(self, method: str, repo_type: str, repo_id: str, rest: list[str], query: dict,
                   body: bytes, user: str | None) -> None:

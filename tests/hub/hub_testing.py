@@ -109,17 +109,10 @@ class HubClient:
         return reply["result"]
 
     def close(self, kill: bool = False) -> None:
+        """Stop the client process (it holds no state worth a clean shutdown)."""
         if self.proc.poll() is None:
-            if not kill and self.proc.stdin is not None:
-                try:
-                    self.proc.stdin.write("\n")
-                    self.proc.stdin.flush()
-                    self.proc.wait(timeout=10)
-                except (OSError, subprocess.TimeoutExpired):
-                    pass
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 def snapshot(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
