@@ -7,10 +7,10 @@ results and plots; ``augment`` builds one mixed dataset; ``load_classifier`` rea
 from .backbones import BACKBONES, Classifier, build_classifier, list_backbones, load_classifier
 from .recipes import Recipe, augment, parse_recipe
 from .report import compute_metrics
-from .runner import ExperimentResults, run_experiment, write_report
+from .runner import ExperimentResults, demo_experiment, run_experiment, write_report
 from .spec import ExperimentSpec, load_spec
 
 __all__ = [
     "BACKBONES", "Classifier", "ExperimentResults", "ExperimentSpec", "Recipe", "augment", "build_classifier",
-    "compute_metrics", "list_backbones", "load_classifier", "load_spec", "parse_recipe", "run_experiment", "write_report",
+    "compute_metrics", "demo_experiment", "list_backbones", "load_classifier", "load_spec", "parse_recipe", "run_experiment", "write_report",
 ]

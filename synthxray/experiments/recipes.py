@@ -6,7 +6,9 @@ Counts, the rules every recipe follows:
 * synthetic images in total = ``round(ratio * len(real))``, where ``len(real)`` is the whole real
   training set *before* ``real_fraction``; ``ratio="all"`` takes the whole synthetic pool;
 * ``balance="balanced"`` splits that total equally over the classes (seed 004 made 1,200 of each);
-  ``balance="real"`` splits it in the real training set's class proportions.
+  ``balance="real"`` splits it in the real training set's class proportions;
+* ``ratio_of="synthetic"`` measures ``ratio`` against the synthetic pool instead of the real set:
+  seed 004's convention, where Synth-25 took 25% of a 2,400-image pool (600 images).
 
 Named recipes (any number works where a number is shown):
 
@@ -36,6 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 BALANCES = ("balanced", "real")
+RATIO_OF = ("real", "synthetic")
 SOURCE_REAL, SOURCE_SYNTHETIC = "real", "synthetic"
 
 
@@ -167,11 +170,13 @@ def split_total(total: int, weights: Sequence[float]) -> list[int]:
     return [int(p) for p in parts]
 
 
-def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced") -> tuple[list[int], list[int]]:
+def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = "real") -> tuple[list[int], list[int]]:
     """(real per class, synthetic per class) that ``recipe`` takes; errors when the pool is too small."""
     balance = recipe.balance or balance
     if balance not in BALANCES:
         raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
+    if ratio_of not in RATIO_OF:
+        raise ValueError(f"ratio_of must be one of {RATIO_OF}, got {ratio_of!r}")
     real = [_round(recipe.real_fraction * n) for n in real_counts]
     if not recipe.uses_synthetic:
         return real, [0] * len(real_counts)
@@ -179,7 +184,7 @@ def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | 
         raise ValueError(f"recipe {recipe.name!r} needs synthetic images, but the experiment has no synthetic data")
     if recipe.synthetic_ratio == "all":
         return real, list(synthetic_counts)
-    total = _round(float(recipe.synthetic_ratio) * sum(real_counts))
+    total = _round(float(recipe.synthetic_ratio) * sum(real_counts if ratio_of == "real" else synthetic_counts))
     weights = [1.0] * len(real_counts) if balance == "balanced" else list(real_counts)
     synth = split_total(total, weights)
     short = [(i, need, have) for i, (need, have) in enumerate(zip(synth, synthetic_counts)) if need > have]
@@ -189,7 +194,7 @@ def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | 
     return real, synth
 
 
-def synthetic_needed(real_counts: Sequence[int], recipes: Sequence[Recipe], balance: str = "balanced", default_pool: float = 1.0) -> list[int]:
+def synthetic_needed(real_counts: Sequence[int], recipes: Sequence[Recipe], balance: str = "balanced", default_pool: float = 1.0, ratio_of: str = "real") -> list[int]:
     """Synthetic images per class a generator must make so every recipe can be built.
 
     Recipes that take ``"all"`` synthetic images are served by a pool of ``default_pool`` times the
@@ -199,7 +204,10 @@ def synthetic_needed(real_counts: Sequence[int], recipes: Sequence[Recipe], bala
     for r in recipes:
         if not r.uses_synthetic:
             continue
-        ratio = default_pool if r.synthetic_ratio == "all" else float(r.synthetic_ratio)
+        if ratio_of == "synthetic":  # ratios are shares of the pool: the pool itself is what is needed
+            ratio = default_pool * max(1.0, 1.0 if r.synthetic_ratio == "all" else float(r.synthetic_ratio))
+        else:
+            ratio = default_pool if r.synthetic_ratio == "all" else float(r.synthetic_ratio)
         b = r.balance or balance
         total = _round(ratio * sum(real_counts))
         part = split_total(total, [1.0] * len(real_counts) if b == "balanced" else list(real_counts))
@@ -223,14 +231,14 @@ def _pick(labels: np.ndarray, per_class: Sequence[int], rng: np.random.Generator
     return np.concatenate(chosen) if chosen else np.zeros(0, dtype=int)
 
 
-def select_indices(real_labels: np.ndarray, synthetic_labels: np.ndarray | None, num_classes: int, recipe: Recipe, seed: int, balance: str = "balanced", synthetic_class_map: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def select_indices(real_labels: np.ndarray, synthetic_labels: np.ndarray | None, num_classes: int, recipe: Recipe, seed: int, balance: str = "balanced", synthetic_class_map: Sequence[int] | None = None, ratio_of: str = "real") -> tuple[np.ndarray, np.ndarray]:
     """Rows of the real and synthetic sets a recipe takes (the seed picks which)."""
     real_counts = np.bincount(real_labels, minlength=num_classes).tolist()
     synth_counts = None
     if synthetic_labels is not None:
         mapped = synthetic_labels if synthetic_class_map is None else np.asarray(synthetic_class_map)[synthetic_labels]
         synth_counts = np.bincount(mapped, minlength=num_classes).tolist() if len(mapped) else [0] * num_classes
-    n_real, n_synth = recipe_counts(real_counts, synth_counts, recipe, balance)
+    n_real, n_synth = recipe_counts(real_counts, synth_counts, recipe, balance, ratio_of)
     rng = np.random.default_rng([int(seed), 7])
     real_idx = _pick(real_labels, n_real, rng)
     synth_idx = _pick(synthetic_labels, n_synth, rng, synthetic_class_map) if synthetic_labels is not None and sum(n_synth) else np.zeros(0, dtype=int)
@@ -244,12 +252,14 @@ def augment(
     real_fraction: float = 1.0,
     seed: int = 0,
     balance: str = "balanced",
+    ratio_of: str = "real",
     shuffle: bool = False,
 ):
     """Mix a real and a synthetic dataset into one ``datasets.Dataset``.
 
     ``ratio`` is the number of synthetic images as a fraction of the real set's size (0.5 adds half
-    as many synthetic images as there are real ones), or ``"all"`` for the whole synthetic set;
+    as many synthetic images as there are real ones), or ``"all"`` for the whole synthetic set
+    (``ratio_of="synthetic"``: a fraction of the synthetic set's size, seed 004's convention);
     ``real_fraction`` keeps that share of every real class; ``balance`` is ``"balanced"`` (equal
     synthetic counts per class) or ``"real"`` (the real class proportions). Synthetic labels are
     mapped to the real classes by name, ignoring case. The result has ``image``, ``label`` (the real
@@ -262,12 +272,13 @@ def augment(
 
     real = load_dataset(real)
     names = list(real.features["label"].names)
-    recipe = Recipe("augment", real_fraction=float(real_fraction), synthetic_ratio=ratio if ratio == "all" else float(ratio))
+    ratio = "all" if ratio is None or ratio == "all" else float(ratio)
+    recipe = Recipe("augment", real_fraction=float(real_fraction), synthetic_ratio=ratio)
     synth_map = None
     if synthetic is not None:
         synthetic = load_dataset(synthetic)
         synth_map = match_class_names(names, synthetic.features["label"].names)
-    real_idx, synth_idx = select_indices(_labels(real), _labels(synthetic) if synthetic is not None else None, len(names), recipe, seed, balance, synth_map)
+    real_idx, synth_idx = select_indices(_labels(real), _labels(synthetic) if synthetic is not None else None, len(names), recipe, seed, balance, synth_map, ratio_of)
     label_feature = datasets.ClassLabel(names=names)
 
     def part(ds, idx: np.ndarray, source: str, class_map: Sequence[int] | None):

@@ -249,6 +249,10 @@ def plot_training_curves(runs: Sequence[dict[str, Any]], backbones: Sequence[str
         axes[0, j].set_title(f"{b}: training loss")
         axes[1, j].set_title(f"{b}: validation accuracy")
         axes[1, j].set_xlabel("epoch")
+        from matplotlib.ticker import MaxNLocator
+
+        for ax in axes[:, j]:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0, j].legend(fontsize=7)
     fig.suptitle("Training curves (mean over seeds)")
     fig.tight_layout()

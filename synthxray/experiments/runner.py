@@ -172,7 +172,7 @@ def _sample_generator(spec: ExperimentSpec, data: ExperimentData, out: Path, rec
     if syn.per_class is not None:
         need = [syn.per_class] * len(data.class_names)
     else:
-        need = synthetic_needed(real_counts, recipes, spec.balance, syn.pool_ratio)
+        need = synthetic_needed(real_counts, recipes, spec.balance, syn.pool_ratio, spec.ratio_of)
     wanted = {gen.class_names[i]: need[mapping[i]] for i in range(len(gen.class_names))}
     folder = Path(syn.output_dir) if syn.output_dir else out / "synthetic"
     if folder.exists():
@@ -201,7 +201,7 @@ def run_config(spec: ExperimentSpec, backbone: BackboneSpec, recipe: Recipe, see
     return {
         "backbone": backbone.to_dict(), "recipe": asdict(recipe), "seed": seed,
         "training": asdict(spec.train_config(backbone)), "image_size": spec.image_size, "channels": spec.channels,
-        "balance": recipe.balance or spec.balance, "val_fraction": spec.val_fraction if spec.val is None else None,
+        "balance": recipe.balance or spec.balance, "ratio_of": spec.ratio_of, "val_fraction": spec.val_fraction if spec.val is None else None,
         "max_real_train": spec.max_real_train, "positive_class": spec.positive_class,
         "data": {k: s[k] for k in ("real_train", "real_train_split", "val", "val_split", "test", "test_split")},
         "synthetic": s["synthetic"] if recipe.uses_synthetic else None,
@@ -233,7 +233,7 @@ def train_one(spec: ExperimentSpec, data: ExperimentData, backbone: BackboneSpec
     started = time.time()
     mixed = augment(data.real, data.synthetic if recipe.uses_synthetic else None,
                     ratio=recipe.synthetic_ratio if recipe.uses_synthetic else 0.0,
-                    real_fraction=recipe.real_fraction, seed=seed, balance=recipe.balance or spec.balance)
+                    real_fraction=recipe.real_fraction, seed=seed, balance=recipe.balance or spec.balance, ratio_of=spec.ratio_of)
     source = np.asarray(mixed["source"])
     index = np.asarray(mixed["source_index"], dtype=int)
     labels = torch.as_tensor(np.asarray(mixed["label"], dtype=np.int64))
@@ -411,3 +411,22 @@ def write_report(spec: ExperimentSpec, out: Path, class_names: list[str] | None 
                              [r for r in recipes if any(x["recipe"] == r for x in rows)], class_names or [], out / "plots")
     logger.info("results in %s:\n%s", out, md)
     return ExperimentResults(rows, runs, md, out, files)
+
+
+def demo_experiment(synthetic: Any, output_dir: str | os.PathLike, real: Any = None, test: Any = None, val: Any = None, epochs: int = 3, seeds: tuple[int, ...] = (0,), max_real_train: int | None = 1000, **overrides: Any) -> ExperimentResults:
+    """The small experiment of ``synthxray demo``: seed 001's CNN on baseline / synth-50 / synth-only.
+
+    ``synthetic`` is a synthetic dataset (or a generator folder); ``real``/``test``/``val`` default
+    to PneumoniaMNIST's train/test/val splits (the ``pneumoniamnist`` MedMNIST name, or a path to
+    its ``.npz``). Runs at 28 px on a stratified 1,000-image subset of the real training set
+    (``max_real_train``; None for all of it); synth-50 adds half of the synthetic pool
+    (``ratio_of="synthetic"``), so any pool size works.
+    """
+    real = real if real is not None else "pneumoniamnist"
+    spec = dict(
+        real_train=real, test=test if test is not None else real, val=val if val is not None else (real if isinstance(real, (str, os.PathLike)) and test is None else None),
+        synthetic=synthetic, output_dir=str(output_dir), backbones=[{"name": "cnn"}], recipes=["baseline", "synth-50", "synth-only"],
+        seeds=list(seeds), epochs=epochs, image_size=28, batch_size=64, learning_rate=1e-3, ratio_of="synthetic", robustness=None, max_real_train=max_real_train,
+    )
+    spec.update(overrides)
+    return run_experiment(spec)

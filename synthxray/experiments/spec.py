@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .backbones import BACKBONES
-from .recipes import BALANCES, Recipe, parse_recipe
+from .recipes import BALANCES, RATIO_OF, Recipe, parse_recipe
 from .robustness import ATTACKS
 from .train import MONITORS, SCHEDULES, TrainConfig
 
@@ -153,6 +153,7 @@ class ExperimentSpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: str | None = None  # recipe the deltas are taken against; default baseline or real-only when present
     balance: str = "balanced"  # synthetic class mix: balanced | real
+    ratio_of: str = "real"  # synth-N counts N% of the real set (real) or of the synthetic pool (synthetic: seed 004)
     epochs: int = 20
     image_size: int = 224
     channels: int | None = None  # 1 or 3; default: 1 for grayscale data
@@ -202,6 +203,8 @@ class ExperimentSpec:
             raise ValueError(f"baseline {self.baseline!r} is not one of the recipes {names}")
         if self.balance not in BALANCES:
             raise ValueError(f"balance must be one of {BALANCES}, got {self.balance!r}")
+        if self.ratio_of not in RATIO_OF:
+            raise ValueError(f"ratio_of must be one of {RATIO_OF}, got {self.ratio_of!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be in (0, 1)")
         if self.image_size < 8:

@@ -106,3 +106,11 @@ def test_per_batch_ratio_for_mixed():
         assert len(b) == 10 and (b >= 100).sum() == 3
     plain = epoch_batches(n_real=100, n_synth=30, batch_size=10, synth_fraction=None, rng=rng)
     assert sorted(np.concatenate(plain).tolist()) == list(range(130))
+
+
+def test_ratio_of_the_synthetic_pool_is_seed_004s_convention(real_train, synthetic):
+    # seed 004: Synth-25 = 25% of the synthetic pool (here 80 images -> 20), not of the real set
+    ds = augment(real_train, synthetic, ratio=0.25, seed=0, ratio_of="synthetic")
+    assert _per_class(ds, "synthetic") == [10, 10] and _per_class(ds, "real") == [30, 50]
+    ds = augment(real_train, synthetic, ratio=1.0, seed=0, ratio_of="synthetic")
+    assert _per_class(ds, "synthetic") == [40, 40]
