@@ -366,19 +366,35 @@ def write_generator_card(folder: str | os.PathLike, overwrite: bool = False, rep
     (pass ``overwrite=True`` to replace it).
     """
     folder = Path(folder)
-    return _write_card(folder, render_generator_card(folder, repo_id), overwrite)
+    return _write_card(folder, _safe_render(render_generator_card, folder, repo_id), overwrite)
 
 
 def write_dataset_card(folder: str | os.PathLike, overwrite: bool = False, repo_id: str | None = None) -> Path | None:
     """Write ``README.md`` for a synthetic dataset folder from its manifest (no network)."""
     folder = Path(folder)
-    return _write_card(folder, render_dataset_card(folder, repo_id), overwrite)
+    return _write_card(folder, _safe_render(render_dataset_card, folder, repo_id), overwrite)
 
 
 def write_classifier_card(folder: str | os.PathLike, overwrite: bool = False, repo_id: str | None = None) -> Path | None:
     """Write ``README.md`` for a classifier folder from whatever JSON/CSV/markdown results it holds (no network)."""
     folder = Path(folder)
-    return _write_card(folder, render_classifier_card(folder, repo_id), overwrite)
+    return _write_card(folder, _safe_render(render_classifier_card, folder, repo_id), overwrite)
+
+
+def _safe_render(render: Any, folder: Path, repo_id: str | None) -> str:
+    """Render; metadata that breaks rendering is logged and left out rather than raised (templates missing still raise)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    try:
+        return render(folder, repo_id)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # an unforeseen shape of metadata: still write a valid card
+        import tempfile
+
+        logger.warning("the card for %s was written without its metadata (%s: %s)", folder, type(exc).__name__, exc)
+        with tempfile.TemporaryDirectory() as empty:
+            return render(Path(empty), repo_id or folder.resolve().name)
 
 
 def _write_card(folder: Path, text: str, overwrite: bool) -> Path | None:
@@ -405,22 +421,24 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
     defaults = _dict(info.get("defaults"))
     train_config = _dict(_read_json(folder / "training_config.json")) or _dict(extra.get("train_config"))
     summary = _dict(_read_json(folder / "train_summary.json"))
-    backend = str(info.get("backend") or "unknown")
-    classes = [str(c) for c in info.get("class_names") or []]
-    resolution = info.get("resolution") or train_config.get("resolution")
-    channels = info.get("channels")
-    base_model, base_revision = info.get("base_model"), info.get("base_model_revision")
+    backend = _s(info.get("backend")) or "unknown"
+    classes = _strs(info.get("class_names"))
+    resolution = _i(info.get("resolution")) or _i(train_config.get("resolution"))
+    channels = _i(info.get("channels"))
+    base_model, base_revision = _s(info.get("base_model")), _s(info.get("base_model_revision"))
     modality, anatomy = _modality(info, data, extra, train_config)
-    data_source = data.get("source") or train_config.get("dataset") or train_config.get("instance_data_dir")
-    data_license = data.get("license") or extra.get("data_license")
-    license_ = extra.get("license") or info.get("license")
-    steps = extra.get("train_steps") or summary.get("steps")
+    data_source = _s(data.get("source")) or _s(train_config.get("dataset")) or _s(train_config.get("instance_data_dir"))
+    data_license = _s(data.get("license")) or _s(extra.get("data_license"))
+    license_ = _s(extra.get("license")) or _s(info.get("license"))
+    steps = _i(extra.get("train_steps")) or _i(summary.get("steps"))
     seconds = extra.get("train_seconds") or extra.get("train_seconds_this_run")
-    hardware = extra.get("hardware") or extra.get("device")
+    hardware = _s(extra.get("hardware")) or _s(extra.get("device"))
     evaluation = _evaluation(folder, extra)
     grid = _latest_sample_grid(folder)
-    pipeline_class = _dict(_read_json(folder / "model_index.json")).get("_class_name")
-    is_sd = backend.startswith("sd") or bool(info.get("prompts")) or bool(base_model)
+    pipeline_class = _s(_dict(_read_json(folder / "model_index.json")).get("_class_name"))
+    prompts = {str(k): str(v) for k, v in _dict(info.get("prompts")).items() if _s(v) is not None}
+    defaults = {str(k): v for k, v in defaults.items() if _s(v) is not None}
+    is_sd = backend.startswith("sd") or bool(prompts) or bool(base_model)
 
     tags = _tags("synthxray", "diffusers", "synthetic-data", "data-augmentation", "medical-imaging", backend,
                  "text-to-image" if is_sd else "class-conditional-image-generation",
@@ -452,20 +470,20 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
             "channels": channels, "modality": modality, "anatomy": anatomy, "base_model": base_model,
             "base_model_revision": base_revision, "training_steps": steps,
             "extractor": evaluation["extractors"][0] if len(evaluation["extractors"]) == 1 else (evaluation["extractors"] or None),
-            "metrics": evaluation["overall"] or None, "synthxray_version": info.get("synthxray_version") or None,
+            "metrics": evaluation["overall"] or None, "synthxray_version": _s(info.get("synthxray_version")),
         }),
     )
     context = {
         "name": name, "backend": backend, "pipeline_class": pipeline_class, "classes": classes,
         "num_classes": len(classes), "resolution": resolution, "channels": channels,
-        "color": {1: "grayscale", 3: "RGB"}.get(channels, None), "prompts": _dict(info.get("prompts")),
+        "color": {1: "grayscale", 3: "RGB"}.get(channels, None), "prompts": prompts,
         "base_model": base_model, "base_model_revision": base_revision,
         "base_model_is_local": bool(base_model) and not _is_hub_id(base_model),
         "modality": modality, "anatomy": anatomy, "data": data, "data_source": data_source,
         "data_license": data_license, "license": license_, "defaults": defaults,
         "hyperparameters": _hyperparameters(train_config), "training_steps": steps,
         "training_time": _duration(seconds), "hardware": hardware, "evaluation": evaluation, "sample_grid": grid,
-        "intended_use": INTENDED_USE, "is_sd": is_sd, "synthxray_version": info.get("synthxray_version"),
+        "intended_use": INTENDED_USE, "is_sd": is_sd, "synthxray_version": _s(info.get("synthxray_version")),
         "repo_id": repo_id or "USER/REPO", "marker": CARD_MARKER,
     }
     return _render(ModelCard, card_data, "generator.md", context)
@@ -479,47 +497,50 @@ def render_dataset_card(folder: str | os.PathLike, repo_id: str | None = None) -
     manifest = _dict(_read_json(folder / DATASET_MANIFEST))
     ds_info = _dict(_read_json(folder / "dataset_info.json"))
     features = _dict(ds_info.get("features"))
-    counts = {str(k): v for k, v in _dict(manifest.get("counts")).items()}
-    classes = [str(c) for c in manifest.get("class_names") or counts.keys()]
+    counts = _counts(manifest.get("counts"))
+    classes = _strs(manifest.get("class_names")) or list(counts)
     if not classes:
-        classes = [str(n) for n in _dict(features.get("label")).get("names", [])]
-    num_images = manifest.get("num_images") if manifest.get("num_images") is not None else (sum(counts.values()) if counts else None)
-    generator_path = manifest.get("generator_path") or ""
-    generator_revision = manifest.get("generator_revision") or ""
+        classes = _strs(_dict(features.get("label")).get("names"))
+    num_images = _i(manifest.get("num_images"))
+    if num_images is None and counts:
+        num_images = sum(counts.values())
+    generator_path = _s(manifest.get("generator_path")) or ""
+    generator_revision = _s(manifest.get("generator_revision")) or ""
     generator_info = _dict(_read_json(Path(generator_path) / GENERATOR_CONFIG)) if generator_path and Path(generator_path).is_dir() else {}
-    resolution = generator_info.get("resolution") or _first_image_size(folder)
+    resolution = _i(generator_info.get("resolution")) or _first_image_size(folder)
     modality, anatomy = _modality(generator_info, _dict(generator_info.get("data")), _dict(generator_info.get("extra")), {})
-    columns = manifest.get("columns") or list(features)
+    columns = _strs(manifest.get("columns")) or list(features)
+    sampler = {k: _s(manifest.get(k)) for k in ("generator", "scheduler", "num_inference_steps", "guidance_scale", "seed")}
     from .synthesis import PROVENANCE_COLUMNS
 
     provenance = [c for c in columns if c in PROVENANCE_COLUMNS]
     generator_is_hub = _is_hub_id(generator_path)
     tags = _tags("synthxray", "synthetic", "synthetic-data", "data-augmentation", "medical-imaging",
-                 manifest.get("generator") and f"generator:{manifest.get('generator')}",
+                 sampler["generator"] and f"generator:{sampler['generator']}",
                  modality and f"modality:{modality}", anatomy and f"anatomy:{anatomy}", modality, anatomy,
                  resolution and f"resolution:{resolution}", *[f"class:{_slug(c)}" for c in classes])
     card_data = DatasetCardData(
         tags=tags,
         task_categories=["image-classification"],
         size_categories=[_size_category(num_images)] if num_images is not None else None,
-        pretty_name=f"Synthetic {', '.join(classes)} images ({manifest.get('generator') or 'synthxray'})" if classes else None,
+        pretty_name=f"Synthetic {', '.join(classes)} images ({sampler['generator'] or 'synthxray'})" if classes else None,
         source_datasets=[generator_path] if generator_is_hub else None,
         synthxray=_clean({
-            "kind": "dataset", "generator": manifest.get("generator"), "generator_repo": generator_path or None,
+            "kind": "dataset", "generator": sampler["generator"], "generator_repo": generator_path or None,
             "generator_revision": generator_revision or None, "classes": classes, "counts": counts or None,
-            "num_images": num_images, "seed": manifest.get("seed"), "scheduler": manifest.get("scheduler"),
-            "num_inference_steps": manifest.get("num_inference_steps"), "guidance_scale": manifest.get("guidance_scale"),
+            "num_images": num_images, "seed": _i(manifest.get("seed")), "scheduler": sampler["scheduler"],
+            "num_inference_steps": _i(manifest.get("num_inference_steps")), "guidance_scale": _number(manifest.get("guidance_scale")),
             "resolution": resolution, "modality": modality, "anatomy": anatomy,
         }),
     )
     context = {
         "name": repo_id or folder.resolve().name, "repo_id": repo_id or "USER/DATASET", "manifest": manifest, "counts": counts, "classes": classes,
-        "num_images": num_images, "generator": manifest.get("generator"), "generator_path": generator_path,
+        "num_images": num_images, "generator": sampler["generator"], "generator_path": generator_path,
         "generator_revision": generator_revision, "generator_is_hub": generator_is_hub,
         "generator_is_local": bool(generator_path) and not generator_is_hub,
-        "seed": manifest.get("seed"), "scheduler": manifest.get("scheduler"),
-        "num_inference_steps": manifest.get("num_inference_steps"), "guidance_scale": manifest.get("guidance_scale"),
-        "generate_kwargs": _dict(manifest.get("generate_kwargs")), "seconds": manifest.get("seconds"),
+        "seed": sampler["seed"], "scheduler": sampler["scheduler"],
+        "num_inference_steps": sampler["num_inference_steps"], "guidance_scale": sampler["guidance_scale"],
+        "generate_kwargs": {str(k): str(v) for k, v in _dict(manifest.get("generate_kwargs")).items()},
         "generation_time": _duration(manifest.get("seconds")), "columns": columns, "provenance": provenance,
         "resolution": resolution, "modality": modality, "anatomy": anatomy, "recipe": _dataset_recipe(manifest),
         "seed_stride": _seed_stride(), "intended_use": INTENDED_USE, "marker": CARD_MARKER,
@@ -585,6 +606,38 @@ def _read_json(path: Path) -> Any:
 
 def _dict(value: Any) -> dict:
     return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _s(value: Any) -> str | None:
+    """A scalar as text; anything else (lists, dicts, None, booleans) as None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (str, int, float)):
+        return str(value) if str(value).strip() else None
+    return None
+
+
+def _i(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _strs(value: Any) -> list[str]:
+    """A list of scalars as a list of text (a single string is not split into characters)."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if _s(v) is not None]
+    return []
+
+
+def _counts(value: Any) -> dict[str, int]:
+    return {str(k): n for k, v in _dict(value).items() if (n := _i(v)) is not None}
 
 
 def _clean(d: dict) -> dict:
@@ -785,21 +838,22 @@ def _seed_stride() -> int:
 
 def _dataset_recipe(manifest: Mapping) -> str | None:
     """The ``synthxray generate`` command that remakes this dataset, from the manifest."""
-    if not manifest.get("generator_path"):
+    model = _s(manifest.get("generator_path"))
+    if not model:
         return None
-    parts = ["synthxray generate", f"--model {_shell(manifest['generator_path'])}"]
-    if manifest.get("generator_revision"):
+    parts = ["synthxray generate", f"--model {_shell(model)}"]
+    if _s(manifest.get("generator_revision")):
         parts.append(f"--revision {_shell(manifest['generator_revision'])}")
-    counts = _dict(manifest.get("counts"))
+    counts = _counts(manifest.get("counts"))
     if counts and len(set(counts.values())) == 1:
         parts.append(f"--per_class {next(iter(counts.values()))}")
     elif counts:
         parts.append(f"--images_per_class {_shell(','.join(f'{k}={v}' for k, v in counts.items()))}")
     for flag, key in (("--seed", "seed"), ("--scheduler", "scheduler"), ("--num_inference_steps", "num_inference_steps"),
                       ("--guidance_scale", "guidance_scale")):
-        if manifest.get(key) is not None:
-            parts.append(f"{flag} {_shell(str(manifest[key]))}")
-    negative = _dict(manifest.get("generate_kwargs")).get("negative_prompt")
+        if _s(manifest.get(key)) is not None:
+            parts.append(f"{flag} {_shell(_s(manifest[key]))}")
+    negative = _s(_dict(manifest.get("generate_kwargs")).get("negative_prompt"))
     if negative:
         parts.append(f"--negative_prompt {_shell(negative)}")
     parts.append("--output_dir OUT")
@@ -852,14 +906,19 @@ def _classifier_metadata(folder: Path) -> dict[str, Any]:
                             continue
                     if key == "class_names":
                         if isinstance(value, Mapping):
-                            value = [value[k] for k in sorted(value, key=lambda x: int(x) if str(x).isdigit() else str(x))]
+                            order = sorted(value, key=lambda x: (0, int(x), "") if str(x).isdigit() else (1, 0, str(x)))
+                            value = [value[k] for k in order]
                         if not isinstance(value, list):
                             continue
                         value = [str(v) for v in value]
-                    if key in ("backbone", "recipe", "dataset", "synthetic", "base_model") and not isinstance(value, (str, int, float)):
-                        value = value.get("name") if isinstance(value, Mapping) and value.get("name") else None
+                    if key in ("backbone", "recipe", "dataset", "synthetic", "base_model", "license", "modality", "anatomy", "seed"):
+                        if isinstance(value, Mapping):
+                            value = value.get("name")
+                        value = _s(value)
                         if value is None:
                             continue
+                    if key == "image_size" and _s(value) is None and not (isinstance(value, list) and _strs(value)):
+                        continue
                     meta[key] = value
                     break
     if "metrics" not in meta:

@@ -1,0 +1,137 @@
+"""Cards: rendered locally from a folder's own metadata with every field, and safely without any."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from synthxray import hub
+
+
+def front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+@pytest.fixture
+def full_generator(tmp_path):
+    folder = tmp_path / "sd-lora-chest"
+    (folder / "samples").mkdir(parents=True)
+    for step in (100, 200):
+        (folder / "samples" / f"step_{step:06d}.png").write_bytes(b"png")
+    (folder / "synthxray.json").write_text(json.dumps({
+        "backend": "sd-lora", "class_names": ["normal", "pneumonia"], "channels": 1, "resolution": 512,
+        "prompts": {"normal": "a chest x-ray, normal", "pneumonia": "a chest x-ray showing pneumonia"},
+        "base_model": "stabilityai/stable-diffusion-2-1-base", "base_model_revision": "5ede9e4",
+        "data": {"source": "/data/chest_xray/train", "num_images": 5216, "license": "CC BY 4.0", "modality": "x-ray", "anatomy": "chest"},
+        "defaults": {"scheduler": "dpm", "num_inference_steps": 50, "guidance_scale": 4.0},
+        "extra": {"train_steps": 800, "train_seconds": 5400, "hardware": "1x NVIDIA H100", "license": "openrail++",
+                  "train_config": {"learning_rate": 1e-4, "rank": 8, "hub_token": "secret", "output_dir": "/x"}},
+        "synthxray_version": "0.1.0",
+    }))
+    (folder / "evaluation.json").write_text(json.dumps({
+        "extractor": "dinov2", "num_samples": 1000,
+        "metrics": {"fid": {"mean": 61.9, "std": 2.1}, "kid": {"mean": 0.031, "std": 0.004}},
+        "per_class": {"normal": {"fid": 64.1}, "pneumonia": {"fid": 61.9}},
+    }))
+    return folder
+
+
+def test_hub_generator_card_has_every_field(full_generator):
+    path = hub.write_generator_card(full_generator, repo_id="alice/sd-lora-chest")
+    text = path.read_text()
+    meta = front_matter(text)
+    assert meta["library_name"] == "synthxray" and meta["license"] == "openrail++"
+    assert meta["base_model"] == "stabilityai/stable-diffusion-2-1-base" and meta["pipeline_tag"] == "text-to-image"
+    for tag in ("modality:x-ray", "anatomy:chest", "class:normal", "class:pneumonia", "resolution:512", "metric:fid", "sd-lora"):
+        assert tag in meta["tags"], tag
+    assert meta["synthxray"]["extractor"] == "dinov2" and meta["synthxray"]["metrics"] == {"fid": 61.9, "kid": 0.031}
+    results = meta["model-index"][0]["results"]
+    assert {(m["type"], m["value"]) for r in results for m in r["metrics"]} == {("fid", 61.9), ("kid", 0.031)}
+    for needle in (
+        "Not for clinical use", "## Known limits", "`stabilityai/stable-diffusion-2-1-base` @ `5ede9e4`", "CC BY 4.0",
+        "**Steps:** 800", "90.0 min", "1x NVIDIA H100", "| rank | 8 |", "| overall | fid | 61.9 | 2.1 | dinov2 |",
+        "| normal | fid | 64.1 |", "![one row per class](samples/step_000200.png)", 'load_generator("alice/sd-lora-chest")',
+        'normal: "a chest x-ray, normal"', "scheduler=dpm",
+    ):
+        assert needle in text, needle
+    assert "secret" not in text and "/x" not in text.split("Hyperparameters")[1]
+    # huggingface_hub reads the card back with the same metadata
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(text)
+    assert card.data.library_name == "synthxray" and card.data.eval_results[0].metric_type in ("fid", "kid")
+
+
+def test_hub_dataset_card_has_provenance_and_recipe(tmp_path):
+    folder = tmp_path / "synthetic"
+    folder.mkdir()
+    (folder / "synthxray_dataset.json").write_text(json.dumps({
+        "counts": {"normal": 234, "pneumonia": 390}, "seed": 3, "scheduler": "dpm", "num_inference_steps": 20,
+        "guidance_scale": 1.5, "generator": "ddpm", "generator_path": "alice/ddpm-chest", "generator_revision": "abc123",
+        "class_names": ["normal", "pneumonia"], "num_images": 624, "seconds": 95.0,
+        "columns": ["image", "label", "class_name", "generator", "generator_path", "generator_revision", "seed",
+                    "scheduler", "num_inference_steps", "guidance_scale"],
+        "generate_kwargs": {"negative_prompt": "blurry"},
+    }))
+    text = hub.render_dataset_card(folder, repo_id="alice/synthetic-chest")
+    meta = front_matter(text)
+    assert meta["task_categories"] == ["image-classification"] and meta["size_categories"] == ["n<1K"]
+    assert meta["source_datasets"] == ["alice/ddpm-chest"]
+    assert meta["synthxray"]["counts"] == {"normal": 234, "pneumonia": 390} and meta["synthxray"]["generator_revision"] == "abc123"
+    assert "class:pneumonia" in meta["tags"] and "generator:ddpm" in meta["tags"]
+    for needle in ("| normal | 234 |", "| **total** | **624** |", "`abc123`", "| guidance scale | 1.5 |",
+                   "- `generator_revision`", "- `seed`", "--model alice/ddpm-chest", "--revision abc123",
+                   "--images_per_class normal=234,pneumonia=390", "--seed 3", "--negative_prompt blurry",
+                   'load_dataset("alice/synthetic-chest")', "Not for clinical use", "3 + c × 1000000 + i"):
+        assert needle in text, needle
+
+
+def test_hub_classifier_card_reads_whatever_is_there(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "weights.safetensors").write_bytes(b"\0")
+    (folder / "run.json").write_text(json.dumps({"config": {"backbone": "densenet121", "image_size": 224, "recipe": "synth-25"},
+                                                 "classes": {"0": "normal", "1": "pneumonia"},
+                                                 "test_metrics": {"accuracy": 0.894, "f1": 0.92, "confusion": [[1, 2], [3, 4]]}}))
+    text = hub.render_classifier_card(folder)
+    meta = front_matter(text)
+    assert meta["synthxray"]["backbone"] == "densenet121" and meta["synthxray"]["classes"] == ["normal", "pneumonia"]
+    assert set(meta["metrics"]) == {"accuracy", "f1"} and "recipe:synth-25" in meta["tags"]
+    assert "| accuracy | 0.894 |" in text and "`weights.safetensors`" in text
+
+
+@pytest.mark.parametrize("kind", ["generator", "dataset", "classifier"])
+def test_hub_cards_tolerate_missing_and_malformed_metadata(kind, tmp_path, caplog):
+    write = {"generator": hub.write_generator_card, "dataset": hub.write_dataset_card, "classifier": hub.write_classifier_card}[kind]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "Not for clinical use" in write(empty).read_text()
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "synthxray.json").write_text('{"backend": 3, "class_names": "normal", "extra": [1], "data": null, "resolution": "big",'
+                                       ' "prompts": ["x"], "defaults": 5, "channels": "one"}')
+    (odd / "synthxray_dataset.json").write_text('{"counts": [1, 2], "class_names": null, "num_images": "many", "seed": {"a": 1},'
+                                               ' "columns": 7, "generate_kwargs": "x"}')
+    (odd / "evaluation.json").write_text('{"metrics": {"fid": "n/a", "kid": [1, 2]}, "per_class": 4}')
+    (odd / "classifier.json").write_text('{"backbone": {"x": 1}, "class_names": 5, "metrics": "good", "image_size": null}')
+    (odd / "results.csv").write_text("only a header\n")
+    (odd / "broken.json").write_text("{not json")
+    text = write(odd).read_text()
+    assert text.startswith("---\n") and "## Known limits" in text
+    front_matter(text)
+    assert "without its metadata" not in caplog.text, "odd metadata must be handled, not caught by the fallback"
+
+
+def test_hub_cards_keep_a_hand_written_readme(tmp_path):
+    (tmp_path / "README.md").write_text("# my own card\n")
+    assert hub.write_classifier_card(tmp_path) is None
+    assert (tmp_path / "README.md").read_text() == "# my own card\n"
+    assert hub.write_classifier_card(tmp_path, overwrite=True) is not None
+    generated = (tmp_path / "README.md").read_text()
+    assert hub.CARD_MARKER in generated
+    # a card synthxray wrote is refreshed without asking
+    (tmp_path / "classifier.json").write_text('{"backbone": "resnet18"}')
+    assert "resnet18" in hub.write_classifier_card(tmp_path).read_text()
