@@ -107,9 +107,13 @@ def main() -> None:
     p.add_argument("--robustness", action="store_true", help="also measure accuracy under noise / FGSM / BIM at 8/255")
     p.add_argument("--gpu", action="store_true", default=None, help="seed 004's setting (default when CUDA is available)")
     p.add_argument("--report", default=None, help="also write the comparison table to this markdown file")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU, where the machine is shared)")
     args = p.parse_args()
 
     import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(args.threads or 1)
 
     from synthxray import run_experiment
 
@@ -142,7 +146,7 @@ def main() -> None:
     spec = dict(
         real_train=str(data / "train"), test=str(data / "test"), synthetic=synthetic, output_dir=args.output_dir,
         backbones=entries, recipes=RECIPES, ratio_of="synthetic", balance="balanced",
-        robustness={"max_images": 256} if args.robustness else None, **settings,
+        robustness={"max_images": 256} if args.robustness else None, num_threads=torch.get_num_threads(), **settings,
     )
     started = time.time()
     results = run_experiment(spec)

@@ -2,6 +2,22 @@
 
 ``run_experiment(spec)`` trains every (backbone, recipe, seed) of a spec and writes CSV/JSON/markdown
 results and plots; ``augment`` builds one mixed dataset; ``load_classifier`` reads a saved classifier.
+
+A spec (``synthxray experiment --config exp.yaml``; unknown keys are errors)::
+
+    real_train: ../shared/data/chest_xray_pneumonia/train   # image folder, .npz, save_to_disk folder, Hub id
+    test: ../shared/data/chest_xray_pneumonia/test          # val: optional (else 10% of real_train per class)
+    synthetic: {generator: runs/ddpm, per_class: 1200}      # or a synthetic dataset: synthetic: runs/synth
+    backbones: [densenet121, {name: cnn, learning_rate: 1.0e-3}, {name: dinov2, unfreeze_last_block: false}]
+    recipes: [baseline, synth-25, synth-50, synth-100, limited-10, limited-25, synth-only, mixed-30]
+    seeds: [0, 1, 2]
+    epochs: 20
+    image_size: 224
+    batch_size: 32
+    learning_rate: 1.0e-4
+    ratio_of: synthetic        # synth-N = N% of the synthetic pool (seed 004); default: N% of the real count
+    robustness: true           # accuracy under noise / FGSM / BIM at 8/255
+    output_dir: runs/exp
 """
 
 from .backbones import BACKBONES, Classifier, build_classifier, list_backbones, load_classifier

@@ -267,8 +267,8 @@ class _PooledHead(nn.Module):
         return self.head(pooled)
 
 
-DINOV2_DEFAULT = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536, "patch_size": 14, "image_size": 518}
-DINOV2_TINY = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32, "patch_size": 4, "image_size": 32}
+DINOV2_DEFAULT = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "mlp_ratio": 4, "patch_size": 14, "image_size": 518}  # dinov2-small
+DINOV2_TINY = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 2, "patch_size": 4, "image_size": 32}
 
 
 @BACKBONES.register("dinov2")
@@ -350,10 +350,11 @@ def _clip_text_head(model_id: str, class_names: Sequence[str], prompt: str) -> t
 
 
 def _hf_config_dict(config, frozen: bool) -> dict[str, Any]:
-    keep = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size", "image_size", "projection_dim", "num_channels", "layer_norm_eps", "hidden_act")
-    out = {k: getattr(config, k) for k in keep if hasattr(config, k)}
+    """The whole transformers config (so a saved classifier rebuilds offline), plus whether it was frozen."""
+    drop = {"architectures", "transformers_version", "model_type", "torch_dtype", "dtype", "_name_or_path", "_attn_implementation_autoset"}
+    out = {k: v for k, v in config.to_dict().items() if k not in drop and not k.startswith("_")}
     out["_synthxray_frozen"] = frozen
-    return out
+    return json.loads(json.dumps(out, default=str))
 
 
 # ---- the classifier wrapper and its folder -----------------------------------------------------

@@ -300,10 +300,20 @@ def run_experiment(spec_or_path: Any, **overrides: Any) -> ExperimentResults:
     arguments override its keys. Finished runs in ``output_dir`` are reused, so a killed experiment
     picks up where it stopped; a finished run made with different settings is an error.
     """
-    from accelerate import Accelerator
-
     _setup_logging()
     spec = load_spec(spec_or_path, **overrides)
+    threads = torch.get_num_threads()
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    try:
+        return _run(spec)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(spec: ExperimentSpec) -> ExperimentResults:
+    from accelerate import Accelerator
+
     out = Path(spec.output_dir)
     accelerator = Accelerator(mixed_precision=spec.mixed_precision, cpu=spec.device == "cpu")
     device = torch.device(spec.device) if spec.device else accelerator.device

@@ -173,6 +173,7 @@ class ExperimentSpec:
     plots: bool = True
     mixed_precision: str = "no"
     device: str | None = None
+    num_threads: int | None = None  # torch CPU threads; 1 is fastest on a CPU shared with other jobs
 
     def __post_init__(self) -> None:
         if not self.output_dir:
@@ -213,6 +214,8 @@ class ExperimentSpec:
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.mixed_precision not in ("no", "bf16"):
             raise ValueError("mixed_precision must be no or bf16")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError("num_threads must be >= 1")
         if self.max_real_train is not None and self.max_real_train < 2:
             raise ValueError("max_real_train must be >= 2")
         if self.lr_scheduler not in SCHEDULES or self.early_stopping_monitor not in MONITORS:
