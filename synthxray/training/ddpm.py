@@ -55,7 +55,11 @@ class DDPMTrainingConfig(TrainingConfig):
     attention: bool = help_field(True, "Self-attention at the lowest-resolution level.")
     num_train_timesteps: int = help_field(1000, "Diffusion steps T.")
     beta_schedule: str = help_field("linear", "linear (1e-4..0.02) | squaredcos_cap_v2 (cosine).")
-    prediction_type: str = help_field("epsilon", "epsilon | v_prediction.")
+    prediction_type: str = help_field(
+        "v_prediction",
+        "v_prediction | epsilon. v is the default: with epsilon, a short run's x0 estimate at high noise is worse "
+        "than the data mean and deterministic samplers return noise (benchmarks/RESULTS.md).",
+    )
     snr_gamma: float | None = help_field(5.0, "Min-SNR loss weighting gamma (Hang et al. 2023); 0 turns it off.")
     class_dropout_prob: float = help_field(0.1, "Probability of dropping the label to the null class (classifier-free guidance).")
     use_ema: bool = help_field(True, "Keep EMA weights and save them as the final model.")
