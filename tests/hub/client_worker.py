@@ -13,8 +13,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import resource
 import sys
 import traceback
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -27,7 +33,7 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline  # noqa: F401  (slow lazy imports, paid once)
 
     out = sys.stdout
-    out.write(json.dumps({"ok": True, "result": "ready"}) + "\n")
+    out.write(json.dumps({"ok": True, "result": "ready", "cpu_seconds": round(_cpu(), 2)}) + "\n")
     out.flush()
     for line in sys.stdin:
         if not line.strip():
@@ -35,6 +41,7 @@ def main() -> None:
         request = json.loads(line)
         namespace: dict = {"__name__": "__hub_client__", **request.get("vars", {})}
         captured = io.StringIO()
+        started = _cpu()
         reply: dict
         try:
             with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
@@ -43,6 +50,7 @@ def main() -> None:
         except BaseException as exc:  # report everything, keep serving
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         reply["output"] = captured.getvalue()[-20000:]
+        reply["cpu_seconds"] = round(_cpu() - started, 2)
         try:
             text = json.dumps(reply, default=str)
         except (TypeError, ValueError) as exc:

@@ -64,6 +64,8 @@ class HubClient:
         self._noise: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
         ready = self._reply(WORKER_START_TIMEOUT)
+        if os.environ.get("SYNTHXRAY_HUB_PROFILE"):
+            print(f"[hub client] started: {ready.get('cpu_seconds')} s CPU", file=sys.stderr)
         if not ready.get("ok"):
             raise RuntimeError(f"hub client process failed to start: {ready}")
 
@@ -104,6 +106,8 @@ class HubClient:
     def run(self, code: str, timeout: float = DEFAULT_CALL_TIMEOUT, **variables: Any) -> Any:
         """Like ``call`` but fails the test when the snippet raised; returns ``result``."""
         reply = self.call(code, timeout=timeout, **variables)
+        if os.environ.get("SYNTHXRAY_HUB_PROFILE"):
+            print(f"[hub client] {reply.get('cpu_seconds')} s CPU", file=sys.stderr)
         if not reply["ok"]:
             pytest.fail(f"client snippet failed: {reply['error']}\n{reply.get('traceback', '')}\n{reply.get('output', '')}")
         return reply["result"]

@@ -20,7 +20,7 @@ from synthxray import load_generator
 def fingerprints(gen):
     out = []
     for cls in gen.class_names:
-        for im in gen.generate(3, class_label=cls, seed=11, num_inference_steps=3, batch_size=2):
+        for im in gen.generate(2, class_label=cls, seed=11, num_inference_steps=2, batch_size=2):
             out.append(hashlib.sha256(np.asarray(im).tobytes()).hexdigest())
     return out
 '''
