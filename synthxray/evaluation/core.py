@@ -230,6 +230,7 @@ def evaluate(
     batch_size: int = 32,
     device: str | None = None,
     cache: bool = True,
+    cache_synthetic: bool = False,
     cache_dir: str | os.PathLike | None = None,
     kid_subset_size: int | None = None,
     kid_subsets: int = 100,
@@ -255,7 +256,8 @@ def evaluate(
     ``random``, a module file, or a torch module. ``seeds``: a count K (seeds 0..K-1) or a list; each
     seed draws a new synthetic set (Generator) or a new ``num_samples`` subset (dataset), against a
     fixed real subset, and rows report mean and std over seeds. Real features are cached on disk
-    (``cache_dir``, default ``~/.cache/synthxray/features``) keyed by image content and extractor.
+    (``cache_dir``, default ``~/.cache/synthxray/features``) keyed by image content and extractor;
+    ``cache_synthetic=True`` caches a synthetic *dataset*'s features the same way.
     """
     started = time.time()
     metrics = [m.lower() for m in ([metrics] if isinstance(metrics, str) else metrics)]
@@ -328,6 +330,7 @@ def evaluate(
         sel = synth_ds if len(union) == len(synth_ds) else synth_ds.select(union.tolist())
         t0 = time.time()
         all_feats = _remapped(compute_features(sel, ext, batch_size=batch_size, progress=progress,
+                                               cache=cache and cache_synthetic, cache_dir=cache_dir,
                                                desc="synthetic features"), real_names)
         timings["synthetic_features_s"] = time.time() - t0
         position = {int(j): i for i, j in enumerate(union)}

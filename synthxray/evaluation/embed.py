@@ -25,7 +25,9 @@ def embed_2d(x: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
     if x.shape[1] > 50 and len(x) > 50:
         x = PCA(n_components=50, random_state=seed).fit_transform(x)
     perplexity = float(max(2.0, min(30.0, (len(x) - 1) / 3.0)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    exact = len(x) <= 600  # exact gradients are faster than Barnes-Hut on small sets
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                method="exact" if exact else "barnes_hut").fit_transform(x)
 
 
 def embedding_plot(real: Features, synthetic: Features, output: str | os.PathLike | None = None,

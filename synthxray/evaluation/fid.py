@@ -147,15 +147,42 @@ def compute_features(
 
 # ---- metrics on features (torch-fidelity's implementations) --------------------------------
 def fid_statistics(features: np.ndarray) -> dict[str, np.ndarray]:
+    """torch-fidelity's FID statistics (``mu``, ``sigma``) plus a factor ``L`` with ``sigma = L @ L.T``.
+
+    ``L`` is the centred features / sqrt(n-1) (d x n) when n <= d, else ``V sqrt(w)`` from the
+    eigendecomposition of ``sigma``; it makes the distance below exact and fast.
+    """
     from torch_fidelity.metric_fid import fid_features_to_statistics
 
-    return fid_features_to_statistics(torch.from_numpy(np.asarray(features, dtype=np.float32)))
+    x = np.asarray(features, dtype=np.float32)
+    stats = fid_features_to_statistics(torch.from_numpy(x))
+    n, d = x.shape
+    if n - 1 <= d:
+        xc = x.astype(np.float64) - stats["mu"].astype(np.float64)
+        stats["L"] = xc.T / np.sqrt(max(n - 1, 1))
+    else:
+        w, v = np.linalg.eigh(stats["sigma"].astype(np.float64))
+        stats["L"] = v * np.sqrt(np.clip(w, 0, None))
+    return stats
 
 
 def fid_from_statistics(stat_1: dict, stat_2: dict) -> float:
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+    """Fréchet distance ``|mu1-mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2)``.
 
-    return float(fid_statistics_to_metric(stat_1, stat_2, verbose=False)[KEY_METRIC_FID])
+    With factors ``S = L L^T``, ``tr sqrt(S1 S2)`` is the nuclear norm of ``L1^T L2`` (the nonzero
+    eigenvalues of ``S1 S2`` are the squared singular values of ``L1^T L2``): exact, symmetric, and
+    an SVD of an n1 x n2 matrix instead of torch-fidelity's eigenvalues of a non-symmetric d x d
+    product (same value to ~1e-6 relative, tested; minutes faster at d=2048 on a small CPU).
+    Statistics without ``L`` fall back to torch-fidelity's ``fid_statistics_to_metric``.
+    """
+    if "L" not in stat_1 or "L" not in stat_2:
+        from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+        return float(fid_statistics_to_metric(stat_1, stat_2, verbose=False)[KEY_METRIC_FID])
+    diff = stat_1["mu"].astype(np.float64) - stat_2["mu"].astype(np.float64)
+    l1, l2 = stat_1["L"], stat_2["L"]
+    tr_covmean = np.linalg.svd(l1.T @ l2, compute_uv=False).sum()
+    return float(diff @ diff + (l1 * l1).sum() + (l2 * l2).sum() - 2.0 * tr_covmean)
 
 
 def fid_from_features(features_1: np.ndarray, features_2: np.ndarray) -> float:

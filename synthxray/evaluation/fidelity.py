@@ -42,7 +42,8 @@ class SimpleCNNClassifier:
     """A small 4-block CNN (about 60k parameters) trained from scratch: quick on a CPU, a few minutes at most."""
 
     def __init__(self, class_names: Sequence[str], image_size: int = 64, channels: int = 1, epochs: int = 8,
-                 batch_size: int = 64, learning_rate: float = 2e-3, seed: int = 0, device: str | None = None) -> None:
+                 batch_size: int = 64, learning_rate: float = 2e-3, seed: int = 0, device: str | None = None,
+                 min_steps: int = 150) -> None:
         self.class_names = list(class_names)
         self.image_size = image_size
         self.channels = channels
@@ -50,6 +51,7 @@ class SimpleCNNClassifier:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.seed = seed
+        self.min_steps = min_steps
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch.manual_seed(seed)
         self.model = _SmallCNN(channels, len(self.class_names)).to(self.device)
@@ -70,12 +72,14 @@ class SimpleCNNClassifier:
         weight = (counts.sum() / counts / len(counts)).to(self.device)
         g = torch.Generator().manual_seed(self.seed)
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.learning_rate, weight_decay=1e-4)
-        steps = self.epochs * ((len(x) + self.batch_size - 1) // self.batch_size)
+        per_epoch = (len(x) + self.batch_size - 1) // self.batch_size
+        epochs = max(self.epochs, -(-self.min_steps // max(per_epoch, 1)))  # small sets: enough optimiser steps
+        steps = epochs * per_epoch
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate, total_steps=max(steps, 1))
         loss_fn = nn.CrossEntropyLoss(weight=weight)
         self.model.train()
         bar = tqdm(total=steps, desc="label-fidelity classifier", disable=not progress, unit="step")
-        for _ in range(self.epochs):
+        for _ in range(epochs):
             perm = torch.randperm(len(x), generator=g)
             for start in range(0, len(x), self.batch_size):
                 idx = perm[start:start + self.batch_size]

@@ -55,6 +55,8 @@ def nearest(query: np.ndarray, base: np.ndarray, metric: str = "rmse", exclude_s
             rows = torch.arange(len(qb))
             d[rows, rows + start] = float("inf")
         v, i = d.min(dim=1)
+        if metric == "rmse":  # exact distance to the chosen neighbour (the matmul form loses digits near 0)
+            v = (qb - b[i]).pow(2).mean(dim=1).sqrt()
         dists.append(v.clamp_min(0))
         idxs.append(i)
     return torch.cat(dists).numpy(), torch.cat(idxs).numpy()
@@ -176,6 +178,8 @@ def _nearest_excluding(q: np.ndarray, t: np.ndarray, rows: np.ndarray, metric: s
         d = torch.cdist(qt, tt) / (tt.shape[1] ** 0.5)
     d[torch.arange(len(rows)), torch.from_numpy(rows)] = float("inf")
     v, i = d.min(dim=1)
+    if metric != "cosine":
+        v = (qt - tt[i]).pow(2).mean(dim=1).sqrt()
     return v.clamp_min(0).numpy(), i.numpy()
 
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
+
+# never write the feature cache into the user's home from tests
+os.environ.setdefault("SYNTHXRAY_CACHE", tempfile.mkdtemp(prefix="synthxray-test-cache-"))
 from PIL import Image, ImageFilter
 
 
@@ -23,8 +29,8 @@ def xray_like(n: int, size: int = 32, seed: int = 0, names=("normal", "pneumonia
             lung = ((xx - cx) / 0.15) ** 2 + ((yy - 0.5) / 0.3) ** 2 < 1
             arr[lung] -= 70 + 10 * rng.standard_normal()
         if label:
-            ox, oy = rng.choice([0.3, 0.7]), 0.5 + 0.1 * rng.standard_normal()
-            arr += 60 * np.exp(-(((xx - ox) ** 2 + (yy - oy) ** 2) / 0.01))
+            ox, oy = rng.choice([0.3, 0.7]), 0.5 + 0.05 * rng.standard_normal()
+            arr += 80 * np.exp(-(((xx - ox) ** 2 + (yy - oy) ** 2) / 0.02))
         arr += 12 * rng.standard_normal((size, size))  # fine texture: what blur removes
         images.append(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L"))
         labels.append(label)

@@ -156,3 +156,18 @@ def test_generator_input_sampled_in_real_proportions(tiny_ddpm_dir, tiny_npz):
     assert res.synthetic["num_images"] == [8, 8]
     assert len(res.overall["fid"]["values"]) == 2 and res.overall["fid"]["values"][0] != res.overall["fid"]["values"][1]
     assert res.timings["generate_images_per_s"] > 0
+
+
+@pytest.mark.parametrize("n1,n2,d", [(30, 45, 64), (200, 150, 32)])
+def test_frechet_distance_equals_torch_fidelity(n1, n2, d):
+    """Our nuclear-norm form of tr sqrt(S1 S2) gives torch-fidelity's FID (n < d and n > d)."""
+    from torch_fidelity.metric_fid import fid_statistics_to_metric
+
+    from synthxray.evaluation.fid import fid_from_statistics, fid_statistics
+
+    rng = np.random.default_rng(n1)
+    a = rng.standard_normal((n1, d)).astype(np.float32) + 0.5
+    b = (rng.standard_normal((n2, d)) @ rng.standard_normal((d, d)) * 0.4).astype(np.float32)
+    s1, s2 = fid_statistics(a), fid_statistics(b)
+    ref = fid_statistics_to_metric({k: s1[k] for k in ("mu", "sigma")}, {k: s2[k] for k in ("mu", "sigma")}, False)
+    assert fid_from_statistics(s1, s2) == pytest.approx(ref["frechet_inception_distance"], rel=1e-6)

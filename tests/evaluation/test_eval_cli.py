@@ -1,0 +1,48 @@
+"""`synthxray evaluate` end to end on tiny files, plus the extras (memorization, label fidelity, t-SNE) through evaluate()."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import xray_like
+
+from synthxray.cli import main
+from synthxray.evaluation import evaluate
+
+
+def test_cli_writes_json_and_markdown(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--real", str(tiny_npz), "--synthetic", str(tiny_npz), "--synthetic_split", "val",
+               "--metrics", "fid", "kid", "--extractor", "random", "--per_class", "--seeds", "2", "--quiet",
+               "--cache_dir", str(tmp_path / "cache"), "--output", str(out)])
+    assert rc == 0
+    data = json.loads((out / "evaluation.json").read_text())
+    assert [r["class"] for r in data["rows"]] == ["overall", "0", "1"]
+    assert len(data["rows"][0]["fid"]["values"]) == 2 and data["extractor"].startswith("random CNN")
+    assert "| overall |" in (out / "evaluation.md").read_text()
+    assert "KID ×10³" in capsys.readouterr().out
+
+
+def test_cli_reports_mismatched_classes_in_one_line(tiny_npz, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    for name in ("cat", "dog"):
+        (folder / name).mkdir(parents=True)
+        for i, im in enumerate(xray_like(4, seed=3)["image"]):
+            im.save(folder / name / f"{i}.png")
+    rc = main(["evaluate", "--real", str(tiny_npz), "--synthetic", str(folder), "--extractor", "random", "--quiet",
+               "--output", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "do not match the real class names" in err and "Traceback" not in err
+
+
+def test_evaluate_with_memorization_label_fidelity_and_tsne(real_ds, other_real_ds, tmp_path):
+    from test_eval_fidelity import OpacityClassifier
+
+    res = evaluate(real_ds, other_real_ds, metrics=("fid", "memorization", "label_fidelity", "tsne"), extractor="random",
+                   classifier=OpacityClassifier(), cache=False, output_dir=tmp_path, progress=False)
+    assert res.memorization["against"].startswith("real") and "pixel" in res.memorization["spaces"]
+    assert res.label_fidelity["synthetic"]["accuracy"] > 0.9
+    assert (tmp_path / "embedding.png").is_file() and len(res.tsne["coordinates"]["synthetic"]) == len(other_real_ds)
+    md = (tmp_path / "evaluation.md").read_text()
+    assert "Memorization" in md and "Label fidelity" in md and "Embedding plot" in md
