@@ -584,7 +584,7 @@ def render_classifier_card(folder: str | os.PathLike, repo_id: str | None = None
         "image_size": meta.get("image_size"), "recipe": meta.get("recipe"), "seed": meta.get("seed"),
         "dataset": meta.get("dataset"), "synthetic": meta.get("synthetic"), "metrics": _dict(meta.get("metrics")),
         "results": results, "weights": weights, "modality": modality, "anatomy": anatomy,
-        "pretrained": meta.get("pretrained"), "plots": _plots(folder), "intended_use": INTENDED_USE, "marker": CARD_MARKER,
+        "pretrained": meta.get("pretrained"), "weights_note": meta.get("weights_note"), "plots": _plots(folder), "intended_use": INTENDED_USE, "marker": CARD_MARKER,
     }
     return _render(ModelCard, card_data, "classifier.md", context)
 
@@ -878,6 +878,7 @@ _CLASSIFIER_KEYS = {
     "license": ("license",),
     "base_model": ("base_model", "pretrained_model", "weights"),
     "pretrained": ("pretrained",),
+    "weights_note": ("weights_note",),
     "modality": ("modality",),
     "anatomy": ("anatomy",),
 }
@@ -889,6 +890,8 @@ def _classifier_metadata(folder: Path) -> dict[str, Any]:
     files = sorted(p for p in folder.glob("*.json") if p.is_file())
     preferred = ("classifier.json", "config.json", "synthxray_classifier.json", "metadata.json", "results.json", "metrics.json")
     files.sort(key=lambda p: (preferred.index(p.name) if p.name in preferred else len(preferred), p.name))
+    if folder.name == "classifier" and (folder.parent / "result.json").is_file():
+        files.append(folder.parent / "result.json")  # an experiment run: recipe, seed and test metrics live one level up
     for p in files:
         raw = _read_json(p)
         for src in (raw, *[v for v in _dict(raw).values() if isinstance(v, Mapping)]):
@@ -911,7 +914,8 @@ def _classifier_metadata(folder: Path) -> dict[str, Any]:
                         if not isinstance(value, list):
                             continue
                         value = [str(v) for v in value]
-                    if key in ("backbone", "recipe", "dataset", "synthetic", "base_model", "license", "modality", "anatomy", "seed"):
+                    if key in ("backbone", "recipe", "dataset", "synthetic", "base_model", "license", "modality", "anatomy", "seed",
+                               "weights_note"):
                         if isinstance(value, Mapping):
                             value = value.get("name")
                         value = _s(value)

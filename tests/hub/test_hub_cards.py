@@ -135,3 +135,19 @@ def test_hub_cards_keep_a_hand_written_readme(tmp_path):
     # a card synthxray wrote is refreshed without asking
     (tmp_path / "classifier.json").write_text('{"backbone": "resnet18"}')
     assert "resnet18" in hub.write_classifier_card(tmp_path).read_text()
+
+
+def test_hub_classifier_card_of_an_experiment_run(tmp_path):
+    """``runs/<backbone>/<recipe>/seed_<s>/classifier/``: recipe, seed and test metrics come from ../result.json."""
+    run = tmp_path / "seed_1"
+    (run / "classifier").mkdir(parents=True)
+    (run / "classifier" / "classifier.json").write_text(json.dumps({
+        "format": "synthxray-classifier", "backbone": "cnn", "class_names": ["normal", "pneumonia"], "image_size": 28,
+        "pretrained": False, "weights_note": "random init", "metrics": {}}))
+    (run / "result.json").write_text(json.dumps({
+        "metrics": {"accuracy": 0.9, "f1": 0.91, "auc": None, "confusion_matrix": [[1, 2], [3, 4]]},
+        "run_config": {"backbone": "cnn", "recipe": "synth-50", "seed": 1}}))
+    text = hub.render_classifier_card(run / "classifier")
+    for needle in ("| recipe | synth-50 |", "| seed | 1 |", "| accuracy | 0.9 |", "False (random init)"):
+        assert needle in text, needle
+    assert front_matter(text)["synthxray"]["metrics"] == {"accuracy": 0.9, "f1": 0.91}
