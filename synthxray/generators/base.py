@@ -216,7 +216,7 @@ def load_generator(path_or_repo_id: str | os.PathLike, revision: str | None = No
     cls = GENERATORS.get(info.backend)
     gen = cls.from_pretrained(local, **kwargs)
     gen.source = str(path_or_repo_id)
-    gen.revision = revision or _hub_commit(local)
+    gen.revision = _hub_commit(local) or revision  # pin the exact commit a branch or tag resolved to
     return gen
 
 

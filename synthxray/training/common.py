@@ -151,6 +151,13 @@ def make_accelerator(cfg: TrainingConfig, log_with: str | None = None):
     return accelerator
 
 
+def hardware_summary(accelerator) -> str:
+    """E.g. ``"1 x NVIDIA H100 80GB HBM3"`` or ``"cpu (2 cores)"``, recorded in model cards."""
+    if torch.cuda.is_available():
+        return f"{accelerator.num_processes} x {torch.cuda.get_device_name(0)}"
+    return f"cpu ({os.cpu_count()} cores) x {accelerator.num_processes} process(es)"
+
+
 class TrainState:
     """Step and epoch counters, saved inside every checkpoint."""
 

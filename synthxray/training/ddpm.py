@@ -27,6 +27,7 @@ from .common import (
     resume,
     steps_and_epochs,
     finish_model_folder,
+    hardware_summary,
     train_loop,
     write_config,
 )
@@ -169,7 +170,7 @@ def train(cfg: DDPMTrainingConfig) -> Path:
             backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
             data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds)},
             defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
-            extra={"train_steps": state.step, "train_config": cfg.to_dict()},
+            extra={"train_steps": state.step, "train_config": cfg.to_dict(), "hardware": hardware_summary(accelerator)},
         )
 
     def pipeline_with_ema_weights() -> ClassConditionalDDPMPipeline:
