@@ -2,5 +2,6 @@
 
 from .base import GENERATORS, Generator, GeneratorInfo, list_generators, load_generator
 from . import ddpm as _ddpm  # noqa: F401  (registers "ddpm")
+from . import stable_diffusion as _stable_diffusion  # noqa: F401  (registers "sd-dreambooth", "sd-lora")
 
 __all__ = ["GENERATORS", "Generator", "GeneratorInfo", "list_generators", "load_generator"]
