@@ -146,7 +146,8 @@ def main() -> None:
     spec = dict(
         real_train=str(data / "train"), test=str(data / "test"), synthetic=synthetic, output_dir=args.output_dir,
         backbones=entries, recipes=RECIPES, ratio_of="synthetic", balance="balanced",
-        robustness={"max_images": 256} if args.robustness else None, num_threads=torch.get_num_threads(), **settings,
+        robustness={"max_images": 256} if args.robustness else None, num_threads=torch.get_num_threads(),
+        **{k: v for k, v in settings.items() if k != "backbones"},
     )
     started = time.time()
     results = run_experiment(spec)

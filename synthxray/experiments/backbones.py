@@ -13,7 +13,6 @@ when none is reachable the backbone starts from random weights and says so: a wa
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -402,7 +401,7 @@ class Classifier(nn.Module):
                 pixels = pixels.mean(dim=1, keepdim=True)
         return self.net((pixels - self.mean) / self.std)
 
-    def features_to_pixels(self, images: Sequence[Any]) -> torch.Tensor:
+    def to_pixels(self, images: Sequence[Any]) -> torch.Tensor:
         """PIL images -> ``[0, 1]`` tensor (N, channels, size, size), resized and centre-cropped."""
         from ..data import image_transform
 
@@ -417,7 +416,7 @@ class Classifier(nn.Module):
         device = next(self.parameters()).device
         out = []
         for start in range(0, len(images), batch_size):
-            x = self.features_to_pixels(images[start : start + batch_size]).to(device)
+            x = self.to_pixels(images[start : start + batch_size]).to(device)
             out.append(torch.softmax(self(x).float(), dim=1).cpu())
         self.train(was_training)
         if not out:
@@ -503,7 +502,3 @@ def build_classifier(backbone: str, class_names: Sequence[str], image_size: int,
 def load_classifier(path_or_repo_id: str | os.PathLike, revision: str | None = None, device: Any = "cpu") -> Classifier:
     """Load a saved classifier folder (or Hub repo): ``.class_names`` and ``.predict_proba(images)``."""
     return Classifier.from_pretrained(path_or_repo_id, revision=revision, device=device)
-
-
-def clone_classifier(model: Classifier) -> Classifier:
-    return copy.deepcopy(model)

@@ -218,9 +218,9 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], backbones: Sequence[str], reci
             errs[0].append(lo)
             errs[1].append(lo)
         bars = ax.bar(x + (i - (len(backbones) - 1) / 2) * width, means, width, yerr=errs, capsize=3, label=b)
-        for rect, m in zip(bars, means):
+        for rect, m, e in zip(bars, means, errs[1]):
             if not np.isnan(m):
-                ax.annotate(f"{m:.1f}", (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+                ax.annotate(f"{m:.1f}", (rect.get_x() + rect.get_width() / 2, rect.get_height() + e), ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(x, [display_name(r) for r in recipes], rotation=20)
     ax.set_ylabel("test accuracy (%)")
     finite = [100 * o["accuracy"]["mean"] for o in rows if o["accuracy"]["mean"] is not None]
