@@ -43,7 +43,7 @@ FID_HELPER_FILE = "default_1.pt"
 DEFAULT_DINOV2 = "facebook/dinov2-large"
 
 
-class ExtractorUnavailable(RuntimeError):
+class ExtractorUnavailable(FileNotFoundError):
     """The extractor's weights are not on this machine; the message says how to get them."""
 
 

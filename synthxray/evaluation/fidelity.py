@@ -132,7 +132,8 @@ def _predict(classifier, ds, batch_size: int = 256) -> np.ndarray:
 
 
 def label_fidelity(synthetic, classifier: Any = None, train=None, real_test=None, validation_fraction: float = 0.15,
-                   epochs: int = 8, image_size: int = 64, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                   epochs: int = 8, image_size: int = 64, seed: int = 0, min_steps: int = 150,
+                   progress: bool = False) -> dict[str, Any]:
     """Score the synthetic set's labels with a classifier trained on real data.
 
     ``classifier``: any object with ``class_names`` and ``predict_proba``; when None a
@@ -157,7 +158,7 @@ def label_fidelity(synthetic, classifier: Any = None, train=None, real_test=None
         fit_idx = np.setdiff1d(np.arange(len(train)), val_idx)
         channels = 1 if is_grayscale(train) else 3
         classifier = SimpleCNNClassifier(train.features["label"].names, image_size=image_size, channels=channels,
-                                         epochs=epochs, seed=seed)
+                                         epochs=epochs, seed=seed, min_steps=min_steps)
         classifier.fit(train.select(fit_idx.tolist()), progress=progress)
         out["classifier"] = f"SimpleCNN trained on the spot ({len(fit_idx)} real images, {epochs} epochs, {image_size} px)"
         if n_val:

@@ -54,6 +54,18 @@ def noise_like(im: Image.Image, seed: int = 0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (im.height, im.width), dtype=np.uint8), mode="L")
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread in this area's tests: on a shared, oversubscribed 2-core machine two
+    spinning OpenMP threads make the CNN and Inception passes 2-6x slower; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def real_ds():
     return xray_like(64, seed=0)

@@ -41,7 +41,7 @@ def test_mismatched_class_names_are_an_error():
 
 
 def test_cnn_trained_on_the_spot():
-    rep = label_fidelity(xray_like(24, seed=23), train=xray_like(120, seed=22), epochs=4, image_size=32)
+    rep = label_fidelity(xray_like(24, seed=23), train=xray_like(120, seed=22), epochs=4, image_size=32, min_steps=60)
     assert "SimpleCNN" in rep["classifier"]
     assert rep["real_validation"]["accuracy"] > 0.8
     assert rep["synthetic"]["accuracy"] > 0.8
