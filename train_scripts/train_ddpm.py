@@ -9,13 +9,15 @@ All flags: ``--help``. A single ``.yaml``/``.json`` argument is read as the conf
 Re-run with ``--resume_from_checkpoint latest`` to continue an interrupted run.
 """
 
-from synthxray.training.common import parse_config
+import sys
+
+from synthxray.training.common import run_script
 from synthxray.training.ddpm import DDPMTrainingConfig, train
 
 
-def main() -> None:
-    train(parse_config(DDPMTrainingConfig))
+def main(argv=None) -> int:
+    return run_script(DDPMTrainingConfig, train, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

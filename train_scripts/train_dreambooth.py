@@ -20,19 +20,12 @@ Drop --one_model_per_class for one model with a prompt per class. Every flag: --
 
 import sys
 
-from synthxray.training.common import parse_config
+from synthxray.training.common import run_script
 from synthxray.training.dreambooth import DreamBoothConfig, train
 
 
 def main(argv=None) -> int:
-    try:
-        cfg = parse_config(DreamBoothConfig, argv)
-        out = train(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"train_dreambooth.py: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"saved the sd-dreambooth generator to {out}")
-    return 0
+    return run_script(DreamBoothConfig, train, argv)
 
 
 if __name__ == "__main__":

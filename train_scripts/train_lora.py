@@ -15,19 +15,12 @@ pipe.load_lora_weights(folder), and loads with synthxray.load_generator. Every f
 
 import sys
 
-from synthxray.training.common import parse_config
+from synthxray.training.common import run_script
 from synthxray.training.lora import LoRAConfig, train
 
 
 def main(argv=None) -> int:
-    try:
-        cfg = parse_config(LoRAConfig, argv)
-        out = train(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"train_lora.py: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"saved the sd-lora generator to {out}")
-    return 0
+    return run_script(LoRAConfig, train, argv)
 
 
 if __name__ == "__main__":

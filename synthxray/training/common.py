@@ -295,3 +295,17 @@ def finish_model_folder(cfg: TrainingConfig, folder: str | os.PathLike, kind: st
     except (OSError, ValueError) as exc:  # the model is saved; a missing template must not lose the run
         logger.warning("model card not written for %s: %s", folder, exc)
     hub.push_to_hub_if_requested(cfg, folder, kind=kind)
+
+
+def run_script(config_cls: type[C], train_fn: Callable[[C], Any], argv: Sequence[str] | None = None) -> int:
+    """The ``main`` of every ``train_scripts/*.py``: parse flags into ``config_cls``, train, and turn
+    bad input into one ``error:`` line and exit code 2 instead of a traceback."""
+    name = Path(sys.argv[0]).name
+    try:
+        cfg = parse_config(config_cls, argv)
+        out = train_fn(cfg)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"saved to {out}")
+    return 0

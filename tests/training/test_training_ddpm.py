@@ -114,3 +114,14 @@ def test_accelerate_launch_script(tiny_npz, tmp_path):
     assert (out / "synthxray.json").is_file() and (out / "logs").is_dir()
     subprocess.run(cmd + ["--max_train_steps", "4", "--resume_from_checkpoint", "latest"], check=True, env=env, cwd=tmp_path, timeout=300)
     assert json.loads((out / "synthxray.json").read_text())["extra"]["train_steps"] == 4
+
+
+def test_script_bad_input_is_one_line_error(tmp_path, capsys, tiny_npz):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_ddpm_script", ROOT / "train_scripts" / "train_ddpm.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--dataset", str(tiny_npz), "--output_dir", str(tmp_path / "o"), "--resolution", "30"]) == 2
+    err = capsys.readouterr().err
+    assert "error: resolution 30 is not divisible" in err and "Traceback" not in err
