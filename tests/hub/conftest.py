@@ -74,60 +74,18 @@ def ddpm_folder(tiny_ddpm_dir, tmp_path) -> Path:
 
 
 # ---- tiny Stable Diffusion generators (random weights, built offline) ------------------------------
-SD_RESOLUTION = 32
-SD_CLASSES = ("normal", "pneumonia")
+from tiny_sd import CLASSES as SD_CLASSES, RESOLUTION as SD_RESOLUTION  # noqa: E402
+
 SD_PROMPTS = {c: f"a chest x-ray showing {c}" for c in SD_CLASSES}
 SD_DEFAULTS = {"scheduler": "dpm", "num_inference_steps": 2, "guidance_scale": 2.0}
-
-
-def _build_tokenizer(folder: Path):
-    """A CLIP-style BPE tokenizer trained offline with ``tokenizers`` and loaded as a CLIPTokenizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import CLIPTokenizer
-
-    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token="<|endoftext|>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.ByteLevel(add_prefix_space=False)])
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|startoftext|>", "<|endoftext|>"], end_of_word_suffix="</w>",
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )
-    tok.train_from_iterator([*SD_PROMPTS.values(), "a chest x-ray", "lungs ribs heart"] * 4, trainer)
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.model.save(str(folder))
-    return CLIPTokenizer.from_pretrained(str(folder), model_max_length=16)
 
 
 @pytest.fixture(scope="session")
 def tiny_sd_pipeline_dir(tmp_path_factory) -> Path:
     """A full StableDiffusionPipeline folder with tiny random parts (UNet, VAE, CLIP text encoder)."""
-    import torch
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from tiny_sd import build_tiny_sd
 
-    root = tmp_path_factory.mktemp("hub_tiny_sd")
-    torch.manual_seed(0)
-    tokenizer = _build_tokenizer(root / "tokenizer_src")
-    unet = UNet2DConditionModel(
-        sample_size=SD_RESOLUTION // 2, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4, sample_size=SD_RESOLUTION,
-    )
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=16, projection_dim=16, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                              clip_sample=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(root / "pipeline")
-    return root / "pipeline"
+    return build_tiny_sd(tmp_path_factory.mktemp("hub_tiny_sd") / "pipeline")
 
 
 def _sd_info(backend: str, **kwargs):
