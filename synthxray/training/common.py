@@ -9,6 +9,7 @@ import math
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -37,12 +38,14 @@ class TrainingConfig:
     train_batch_size: int = help_field(16, "Batch size per device.")
     max_train_steps: int | None = help_field(None, "Total optimiser steps; overrides the epoch count when set.")
     max_train_minutes: float | None = help_field(
-        None, "Stop after this much wall-clock time in this run (a checkpoint and the model are still saved)."
+        None,
+        "Wall-clock training budget. The learning-rate schedule is planned over it (it anneals as the time runs "
+        "out, not only as the steps do); at the end a checkpoint and the model are saved. Resumed runs count the time already spent.",
     )
     gradient_accumulation_steps: int = help_field(1, "Micro-batches accumulated per optimiser step.")
     learning_rate: float = help_field(1e-4, "Peak learning rate.")
     lr_scheduler: str = help_field("cosine", "constant | constant_with_warmup | linear | cosine | onecycle.")
-    lr_warmup_steps: int = help_field(0, "Linear warm-up steps (not used by onecycle).")
+    lr_warmup_steps: int = help_field(0, "Linear warm-up steps (onecycle has its own: the first 30% of the run).")
     adam_weight_decay: float = help_field(1e-2, "AdamW weight decay.")
     max_grad_norm: float = help_field(1.0, "Gradient clipping norm (0 disables).")
     mixed_precision: str = help_field("no", "no | fp16 | bf16 (fp16 needs a GPU).")
@@ -64,6 +67,8 @@ class TrainingConfig:
             raise ValueError("max_train_steps must be >= 1")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
+            raise ValueError("max_train_minutes must be > 0")
         if self.lr_scheduler not in LR_SCHEDULERS:
             raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
 
@@ -159,17 +164,43 @@ def hardware_summary(accelerator) -> str:
 
 
 class TrainState:
-    """Step and epoch counters, saved inside every checkpoint."""
+    """Step, epoch and training-seconds counters, saved inside every checkpoint.
+
+    ``seconds`` is the wall-clock time spent in the step loop over all runs so far (resumed runs
+    add to it), which is what ``--max_train_minutes`` budgets.
+    """
 
     def __init__(self) -> None:
         self.step = 0
         self.epoch = 0
+        self.seconds = 0.0
+        self._clock: float | None = None
 
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.step, "epoch": self.epoch}
+    def start_clock(self) -> None:
+        """Start counting this run's time on top of the seconds already in the state."""
+        self._base, self._clock = self.seconds, time.monotonic()
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def elapsed(self) -> float:
+        """Training seconds so far, this run included."""
+        return self.seconds if self._clock is None else self._base + time.monotonic() - self._clock
+
+    def state_dict(self) -> dict[str, float]:
+        return {"step": self.step, "epoch": self.epoch, "seconds": self.elapsed()}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.seconds = float(state.get("seconds", 0.0))
+        if self._clock is not None:
+            self.start_clock()
+
+
+def progress(cfg: TrainingConfig, state: TrainState, max_steps: int) -> float:
+    """How far the run is through its plan, 0..1: steps over ``max_steps`` or, with
+    ``--max_train_minutes``, time over the budget, whichever is further."""
+    done = state.step / max(max_steps, 1)
+    if cfg.max_train_minutes:
+        done = max(done, state.elapsed() / (60.0 * cfg.max_train_minutes))
+    return min(done, 1.0)
 
 
 def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
@@ -196,16 +227,54 @@ def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
     return True
 
 
-def make_lr_scheduler(cfg: TrainingConfig, optimizer: torch.optim.Optimizer, total_steps: int, num_processes: int = 1):
-    """Learning-rate schedule by name; ``onecycle`` is torch's OneCycleLR (seed 001)."""
-    from diffusers.optimization import get_scheduler
+def lr_factor(name: str, progress: float, step: int = 0, warmup_steps: int = 0) -> float:
+    """The learning rate as a fraction of its peak, ``progress`` (0..1) through the run.
 
-    steps = total_steps * num_processes
-    if cfg.lr_scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.learning_rate, total_steps=max(steps, 2))
-    return get_scheduler(
-        cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * num_processes, num_training_steps=steps
-    )
+    ``onecycle`` is torch's OneCycleLR shape (seed 001): cosine rise from peak/25 over the first 30%,
+    cosine fall to peak/25e4 (the learning rate only; betas are not cycled). ``linear`` and ``cosine``
+    decay to 0; ``*_with_warmup`` and ``lr_warmup_steps`` multiply by a linear ramp over the first steps.
+    """
+    p = min(max(progress, 0.0), 1.0)
+    warm = min(1.0, step / warmup_steps) if warmup_steps and name != "onecycle" else 1.0
+    if name == "constant":
+        return 1.0
+    if name == "constant_with_warmup":
+        return warm
+    if name == "linear":
+        return warm * (1.0 - p)
+    if name == "cosine":
+        return warm * 0.5 * (1.0 + math.cos(math.pi * p))
+    if name == "onecycle":
+        start, peak, end, rise = 1 / 25, 1.0, 1 / 25 / 1e4, 0.3
+
+        def anneal(a: float, b: float, frac: float) -> float:
+            return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+        return anneal(start, peak, p / rise) if p < rise else anneal(peak, end, (p - rise) / (1 - rise))
+    raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {name!r}")
+
+
+def make_lr_scheduler(
+    cfg: TrainingConfig, optimizer: torch.optim.Optimizer, total_steps: int, num_processes: int = 1,
+    state: TrainState | None = None,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate schedule named by ``cfg.lr_scheduler``, driven by the run's progress.
+
+    Progress is steps over ``total_steps``; with ``--max_train_minutes`` (and ``state``, whose clock
+    the train loop runs) it is the further of that and time over the budget, so a run stopped by
+    its budget has still annealed.
+    """
+    steps = max(total_steps * num_processes, 1)  # an accelerate-prepared scheduler steps once per process
+    warmup = cfg.lr_warmup_steps * num_processes
+    budget = 60.0 * cfg.max_train_minutes if cfg.max_train_minutes and state is not None else None
+
+    def factor(count: int) -> float:
+        done = count / steps
+        if budget is not None:
+            done = max(done, state.elapsed() / budget)
+        return lr_factor(cfg.lr_scheduler, done, count, warmup)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def steps_and_epochs(cfg: TrainingConfig, num_epochs: int | None, batches_per_epoch: int) -> tuple[int, int]:
@@ -240,9 +309,7 @@ def train_loop(
 
     params_to_clip = list(params_to_clip) if params_to_clip is not None else [p for m in models for p in m.parameters() if p.requires_grad]
     updates_per_epoch = max(1, math.ceil(len(dataloader) / cfg.gradient_accumulation_steps))
-    import time
-
-    deadline = time.monotonic() + 60 * cfg.max_train_minutes if cfg.max_train_minutes else None
+    state.start_clock()
     bar = tqdm(total=max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
     for m in models:
         m.train()
@@ -275,8 +342,8 @@ def train_loop(
                 state.epoch = state.step // updates_per_epoch
                 accelerator.save_state()
                 logger.info("saved checkpoint at step %d", state.step)
-            if deadline is not None and time.monotonic() > deadline:
-                logger.info("max_train_minutes reached at step %d; saving", state.step)
+            if state.step < max_steps and progress(cfg, state, max_steps) >= 1.0:
+                logger.info("max_train_minutes (%s) reached at step %d; saving", cfg.max_train_minutes, state.step)
                 if cfg.checkpointing_steps and state.step % cfg.checkpointing_steps:
                     state.epoch = state.step // updates_per_epoch
                     accelerator.save_state()

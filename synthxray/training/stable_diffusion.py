@@ -593,7 +593,8 @@ def _train_model(cfg: StableDiffusionTrainingConfig, method: FineTuneMethod, bas
         dataset, batch_size=cfg.train_batch_size, shuffle=True, collate_fn=collate, num_workers=cfg.dataloader_num_workers,
     )
     optimizer = _make_optimizer(cfg, params)
-    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes)
+    state = TrainState()
+    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state)
     if cfg.train_text_encoder:
         unet, text_encoder, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, text_encoder, optimizer, dataloader, lr_scheduler)
         models = [unet, text_encoder]
@@ -601,7 +602,6 @@ def _train_model(cfg: StableDiffusionTrainingConfig, method: FineTuneMethod, bas
         unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, dataloader, lr_scheduler)
         models = [unet]
     method.register_checkpoint_hooks(accelerator, cfg, unet, text_encoder)
-    state = TrainState()
     accelerator.register_for_checkpointing(state)
     resume(accelerator, cfg, state)
     if accelerator.is_main_process:
