@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default="pneumoniamnist", help="PneumoniaMNIST .npz path (default: download with medmnist)")
     p.add_argument("--output_dir", default="synthxray-demo", help="where everything is written")
-    p.add_argument("--max_train_steps", type=int, default=500, help="DDPM optimiser steps (about 7 minutes on 2 CPU cores)")
+    p.add_argument("--max_train_steps", type=int, default=1000, help="DDPM optimiser steps (about 7 minutes on 2 idle CPU cores)")
     p.add_argument("--per_class", type=int, default=100, help="synthetic images per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--experiment_epochs", type=int, default=3, help="epochs of each CNN run in the experiment stage")

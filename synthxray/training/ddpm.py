@@ -38,30 +38,40 @@ logger = logging.getLogger("synthxray.training")
 
 @dataclass
 class DDPMTrainingConfig(TrainingConfig):
-    """Flags of ``train_scripts/train_ddpm.py``. Defaults follow seed 001 (T=1000, linear betas, AdamW 2e-4, EMA)."""
+    """Flags of ``train_scripts/train_ddpm.py``. Defaults: seed 001's recipe (T=1000, AdamW, OneCycle, EMA) with
+    the settings that gave the best FID for a 24-minute CPU budget in ``benchmarks/ddpm_sweep.py``
+    (4-level 1.1M UNet, cosine betas, v-prediction, lr 1e-3, no min-SNR)."""
 
     dataset: str = help_field("", "Image folder with class sub-folders, MedMNIST .npz or name, save_to_disk folder, or Hub id.")
     dataset_split: str = help_field("train", "Split to train on.")
     resolution: int = help_field(32, "Square training resolution (divisible by 2**(levels-1)).")
     channels: int | None = help_field(None, "1 or 3; default: 1 when the data is grayscale.")
     num_epochs: int = help_field(50, "Epochs, used when max_train_steps is not set.")
-    learning_rate: float = help_field(2e-4, "Peak learning rate.")
+    learning_rate: float = help_field(1e-3, "Peak learning rate (seed 001: 2e-4; 1e-3 trains this small UNet faster, benchmarks/RESULTS.md).")
     lr_scheduler: str = help_field("onecycle", "onecycle (seed 001) | cosine | constant | linear | constant_with_warmup.")
     adam_weight_decay: float = help_field(1e-4, "AdamW weight decay.")
     train_batch_size: int = help_field(64, "Batch size per device.")
     block_out_channels: list[int] = help_field(
-        [32, 64, 64], "UNet width per level (1.1M parameters, CPU-friendly; seed 001 used 64 128 128 with 2 layers)."
+        [16, 32, 64, 64],
+        "UNet width per level (1.1M parameters: narrow at full resolution, so a CPU step is cheap; "
+        "seed 001 used 64 128 128 with 2 layers).",
     )
     layers_per_block: int = help_field(1, "ResNet blocks per UNet level.")
     attention: bool = help_field(True, "Self-attention at the lowest-resolution level.")
+    mid_block_attention: bool = help_field(True, "Self-attention in the UNet's middle block.")
+    attention_head_dim: int | None = help_field(None, "Channels per attention head (default: one head per block).")
     num_train_timesteps: int = help_field(1000, "Diffusion steps T.")
-    beta_schedule: str = help_field("linear", "linear (1e-4..0.02) | squaredcos_cap_v2 (cosine).")
+    beta_schedule: str = help_field(
+        "squaredcos_cap_v2", "squaredcos_cap_v2 (cosine, Nichol & Dhariwal 2021) | linear (1e-4..0.02, seed 001)."
+    )
     prediction_type: str = help_field(
         "v_prediction",
         "v_prediction | epsilon. v is the default: with epsilon, a short run's x0 estimate at high noise is worse "
         "than the data mean and deterministic samplers return noise (benchmarks/RESULTS.md).",
     )
-    snr_gamma: float | None = help_field(5.0, "Min-SNR loss weighting gamma (Hang et al. 2023); 0 turns it off.")
+    snr_gamma: float | None = help_field(
+        None, "Min-SNR loss weighting gamma (Hang et al. 2023), e.g. 5; off by default (it raised FID on CPU budgets)."
+    )
     class_dropout_prob: float = help_field(0.1, "Probability of dropping the label to the null class (classifier-free guidance).")
     use_ema: bool = help_field(True, "Keep EMA weights and save them as the final model.")
     ema_max_decay: float = help_field(0.9999, "EMA decay ceiling.")
@@ -128,6 +138,7 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     unet = build_unet(
         len(names), cfg.resolution, channels, cfg.block_out_channels, cfg.layers_per_block,
         attention_levels=[False] * (len(cfg.block_out_channels) - 1) + [cfg.attention],
+        attention_head_dim=cfg.attention_head_dim, mid_block_attention=cfg.mid_block_attention,
     )
     noise_scheduler = DDPMScheduler(
         num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=1e-4, beta_end=0.02,
@@ -135,7 +146,8 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     )
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
     max_steps, _ = steps_and_epochs(cfg, cfg.num_epochs, len(dataloader))
-    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes)
+    state = TrainState()
+    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state)
     unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, dataloader, lr_scheduler)
 
     ema = None
@@ -147,7 +159,6 @@ def train(cfg: DDPMTrainingConfig) -> Path:
         )
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
-    state = TrainState()
     accelerator.register_for_checkpointing(state)
     resume(accelerator, cfg, state)
     if accelerator.is_main_process:
@@ -203,7 +214,7 @@ def train(cfg: DDPMTrainingConfig) -> Path:
         unet.train()
 
     logger.info("training %d classes %s at %dpx, %d channel(s), %d images, %d steps", len(names), names, cfg.resolution, channels, len(ds), max_steps)
-    start = time.time()
+    start, first_step, seconds_before = time.time(), state.step, state.seconds
     train_loop(accelerator, cfg, state, [unet], optimizer, lr_scheduler, dataloader, loss_fn, max_steps, on_step=on_step)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -212,7 +223,12 @@ def train(cfg: DDPMTrainingConfig) -> Path:
         gen.save_pretrained(out)
         if cfg.save_images_steps:
             save_sample_grid(state.step)
-        (out / "train_summary.json").write_text(json.dumps({"steps": state.step, "classes": names, "channels": channels}, indent=2) + "\n")
+        run_steps, run_seconds = state.step - first_step, state.elapsed() - seconds_before
+        summary = {
+            "steps": state.step, "classes": names, "channels": channels, "train_seconds": round(state.elapsed(), 1),
+            "seconds_per_step_this_run": round(run_seconds / run_steps, 4) if run_steps else None,
+        }
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         logger.info("saved the %s pipeline to %s", "EMA" if ema is not None else "final", out)
         finish_model_folder(cfg, out)
     accelerator.end_training()

@@ -92,3 +92,26 @@ def test_info_rejects_unknown_keys(tmp_path):
     (tmp_path / "synthxray.json").write_text(text)
     with pytest.raises(ValueError, match="unknown keys"):
         GeneratorInfo.load(tmp_path)
+
+
+@pytest.mark.parametrize("name,steps", [("ddim", 50), ("dpm", 20), ("unipc", 10)])
+def test_timestep_spacing_is_the_training_configs_unless_asked(name, steps):
+    from diffusers import DDPMScheduler
+
+    from synthxray.generators.ddpm import make_scheduler
+
+    config = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction").config
+    assert config["timestep_spacing"] == "leading"
+    default = make_scheduler(name, config)
+    default.set_timesteps(steps)
+    assert 1000 - 2 * (1000 // steps) <= int(default.timesteps[0]) < 999  # leading: e.g. 940-950 for 20 steps
+    trailing = make_scheduler(name, config, timestep_spacing="trailing")
+    trailing.set_timesteps(steps)
+    assert int(trailing.timesteps[0]) == 999 and len(trailing.timesteps) == steps
+
+
+def test_attention_heads_and_mid_block_are_configurable():
+    unet = build_unet(2, 32, 1, [16, 32, 64, 64], 1, attention_head_dim=None, mid_block_attention=False)
+    assert unet.config.attention_head_dim is None and unet.config.add_attention is False
+    out = unet(torch.randn(1, 1, 32, 32), torch.tensor([10]), class_labels=torch.tensor([0])).sample
+    assert out.shape == (1, 1, 32, 32)
