@@ -4,7 +4,11 @@ without latent caching) on the same model and data, measured in one run; ratios 
 
     python benchmarks/finetune.py                      # the tests' tiny Stable Diffusion, 64 px, CPU
     python benchmarks/finetune.py --model PATH --resolution 512 --mixed_precision fp16   # a real SD on a GPU
+    python benchmarks/finetune.py --model sd15-random --resolution 512 --mixed_precision fp16   # SD 1.5's size, offline
 
+``--model sd15-random`` builds Stable Diffusion 1.5's architecture (UNet 860M, VAE 84M, CLIP ViT-L/14
+text encoder 123M) from configs with random weights and the tests' offline tokenizer: the speed and
+memory of real-scale fine-tuning where no SD checkpoint can be downloaded (not its quality).
 Without ``--model`` the tiny Stable Diffusion of ``tests/stable_diffusion`` (random weights) is built
 in a temporary folder. Data: ``--images_per_class`` images of each class of the shared chest X-rays
 (``../shared/data/chest_xray_pneumonia/train``) when present, else the tests' synthetic X-ray-like
@@ -58,6 +62,38 @@ def prepare_data(folder: Path, per_class: int) -> str:
     for k, cls in enumerate(CLASSES):
         write_images(folder / cls, per_class, seed=k)
     return f"{per_class} synthetic 40 px X-ray-like images per class (tests/stable_diffusion/sd_testing.py)"
+
+
+def build_sd15_random(folder: Path) -> Path:
+    """Stable Diffusion 1.5's architecture with random weights (configs as in runwayml/stable-diffusion-v1-5)."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_sd import build_tokenizer
+
+    torch.manual_seed(0)
+    build_tokenizer(folder.parent / "tokenizer_src")
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder.parent / "tokenizer_src"), model_max_length=77)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)  # diffusers' defaults = SD 1.x
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=512,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+        max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    ))
+    scheduler = DDPMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000, clip_sample=False, steps_offset=1,
+    )
+    StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    ).save_pretrained(folder)
+    return folder
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -129,7 +165,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sx-finetune-bench-") as tmp:
         work = Path(tmp)
         model = args.model
-        if model is None:
+        if model == "sd15-random":
+            model = str(build_sd15_random(work / "sd15_random"))
+            model_text = "Stable Diffusion 1.5's architecture (UNet 860M, VAE, CLIP ViT-L/14 text encoder), random weights"
+        elif model is None:
             sys.path.insert(0, str(ROOT / "tests" / "stable_diffusion"))
             from sd_testing import build_tiny_sd
 

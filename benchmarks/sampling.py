@@ -2,6 +2,7 @@
 """Sampling speed and peak memory of one trained generator under each sampler, measured in one run.
 
     python benchmarks/sampling.py --model runs/ddpm --num_images 64 --batch_size 64
+    python benchmarks/sampling.py --random 256 --device cuda    # speed only: train_ddpm's default UNet, random weights
 
 Each sampler runs in its own subprocess so that peak memory (max RSS on CPU, max allocated on
 CUDA) belongs to that sampler alone. Prints a markdown table and speed ratios against DDPM-1000.
@@ -53,9 +54,34 @@ def measure(model: str, scheduler: str, steps: int | None, num_images: int, batc
     }
 
 
+def random_model(folder: str, resolution: int, block_out_channels: list[int] | None) -> str:
+    """A 2-class, 1-channel generator with ``train_ddpm.py``'s default UNet at ``resolution`` and random
+    weights: sampling speed does not depend on training."""
+    from diffusers import DDPMScheduler
+
+    from synthxray.generators.base import GeneratorInfo
+    from synthxray.generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet
+    from synthxray.training.ddpm import DDPMTrainingConfig
+
+    cfg = DDPMTrainingConfig(dataset="none", output_dir=folder, resolution=resolution,
+                             **({"block_out_channels": block_out_channels} if block_out_channels else {}))
+    unet = build_unet(2, resolution, 1, cfg.block_out_channels, cfg.layers_per_block,
+                      attention_levels=[False] * (len(cfg.block_out_channels) - 1) + [cfg.attention],
+                      attention_head_dim=cfg.attention_head_dim, mid_block_attention=cfg.mid_block_attention)
+    scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, prediction_type=cfg.prediction_type,
+                              beta_schedule=cfg.beta_schedule, clip_sample=True)
+    info = GeneratorInfo(backend="ddpm", class_names=["a", "b"], channels=1, resolution=resolution,
+                         extra={"random_weights": True, "unet_parameters": sum(p.numel() for p in unet.parameters())})
+    DDPMGenerator(ClassConditionalDDPMPipeline(unet=unet, scheduler=scheduler), info).save_pretrained(folder)
+    return folder
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="generator folder or Hub id")
+    p.add_argument("--model", default=None, help="generator folder or Hub id")
+    p.add_argument("--random", type=int, default=None, metavar="RES",
+                   help="instead of --model: train_ddpm's default UNet at RES px with random weights")
+    p.add_argument("--block_out_channels", type=int, nargs="+", default=None, help="with --random: another UNet width")
     p.add_argument("--num_images", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--device", default=None)
@@ -67,6 +93,12 @@ def main() -> None:
         name, steps = args._one.split(":")
         print(json.dumps(measure(args.model, name, int(steps) if steps else None, args.num_images, args.batch_size, args.device)))
         return
+    if args.random:
+        import tempfile
+
+        args.model = random_model(tempfile.mkdtemp(prefix="sx-sampling-"), args.random, args.block_out_channels)
+    if not args.model:
+        p.error("give --model or --random")
     rows = []
     for item in args.samplers.split(","):
         cmd = [sys.executable, __file__, "--model", args.model, "--num_images", str(args.num_images), "--batch_size", str(args.batch_size), "--_one", item]
@@ -77,7 +109,8 @@ def main() -> None:
         print(f"measured {item}: {rows[-1]['images_per_s']} img/s", file=sys.stderr, flush=True)
     base = next((r for r in rows if r["scheduler"] == "ddpm"), rows[0])
     print(f"machine: {platform.processor() or platform.machine()}, {rows[0]['device']}, python {platform.python_version()}")
-    print(f"model: {args.model}; {args.num_images} images, batch {args.batch_size}\n")
+    what = f"train_ddpm's default UNet at {args.random} px, random weights" if args.random else args.model
+    print(f"model: {what}; {args.num_images} images, batch {args.batch_size}\n")
     print("| sampler | network evals | images/s | seconds | peak RSS MB | peak CUDA MB | speed-up vs DDPM |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
