@@ -57,19 +57,13 @@ def measure(model: str, scheduler: str, steps: int | None, num_images: int, batc
 def random_model(folder: str, resolution: int, block_out_channels: list[int] | None) -> str:
     """A 2-class, 1-channel generator with ``train_ddpm.py``'s default UNet at ``resolution`` and random
     weights: sampling speed does not depend on training."""
-    from diffusers import DDPMScheduler
-
     from synthxray.generators.base import GeneratorInfo
-    from synthxray.generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet
-    from synthxray.training.ddpm import DDPMTrainingConfig
+    from synthxray.generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator
+    from synthxray.training.ddpm import DDPMTrainingConfig, build_model
 
     cfg = DDPMTrainingConfig(dataset="none", output_dir=folder, resolution=resolution,
                              **({"block_out_channels": block_out_channels} if block_out_channels else {}))
-    unet = build_unet(2, resolution, 1, cfg.block_out_channels, cfg.layers_per_block,
-                      attention_levels=[False] * (len(cfg.block_out_channels) - 1) + [cfg.attention],
-                      attention_head_dim=cfg.attention_head_dim, mid_block_attention=cfg.mid_block_attention)
-    scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, prediction_type=cfg.prediction_type,
-                              beta_schedule=cfg.beta_schedule, clip_sample=True)
+    unet, scheduler = build_model(cfg, num_classes=2, channels=1)
     info = GeneratorInfo(backend="ddpm", class_names=["a", "b"], channels=1, resolution=resolution,
                          extra={"random_weights": True, "unet_parameters": sum(p.numel() for p in unet.parameters())})
     DDPMGenerator(ClassConditionalDDPMPipeline(unet=unet, scheduler=scheduler), info).save_pretrained(folder)

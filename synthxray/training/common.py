@@ -197,10 +197,12 @@ class TrainState:
 def progress(cfg: TrainingConfig, state: TrainState, max_steps: int) -> float:
     """How far the run is through its plan, 0..1: steps over ``max_steps`` or, with
     ``--max_train_minutes``, time over the budget, whichever is further."""
-    done = state.step / max(max_steps, 1)
-    if cfg.max_train_minutes:
-        done = max(done, state.elapsed() / (60.0 * cfg.max_train_minutes))
-    return min(done, 1.0)
+    return min(max(state.step / max(max_steps, 1), budget_fraction(cfg, state)), 1.0)
+
+
+def budget_fraction(cfg: TrainingConfig, state: TrainState) -> float:
+    """Training time over ``--max_train_minutes`` (0 without a budget)."""
+    return state.elapsed() / (60.0 * cfg.max_train_minutes) if cfg.max_train_minutes else 0.0
 
 
 def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
@@ -266,12 +268,9 @@ def make_lr_scheduler(
     """
     steps = max(total_steps * num_processes, 1)  # an accelerate-prepared scheduler steps once per process
     warmup = cfg.lr_warmup_steps * num_processes
-    budget = 60.0 * cfg.max_train_minutes if cfg.max_train_minutes and state is not None else None
 
     def factor(count: int) -> float:
-        done = count / steps
-        if budget is not None:
-            done = max(done, state.elapsed() / budget)
+        done = count / steps if state is None else max(count / steps, budget_fraction(cfg, state))
         return lr_factor(cfg.lr_scheduler, done, count, warmup)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

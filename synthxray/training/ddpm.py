@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import DDPMScheduler
+from diffusers import DDPMScheduler, UNet2DModel
 
 from ..data import class_names as dataset_class_names
 from ..data import is_grayscale, load_dataset, with_image_transform
@@ -102,6 +102,20 @@ class DDPMTrainingConfig(TrainingConfig):
         build_unet(2, self.resolution, 1, self.block_out_channels, 1, norm_num_groups=min(self.block_out_channels))
 
 
+def build_model(cfg: DDPMTrainingConfig, num_classes: int, channels: int) -> tuple[UNet2DModel, DDPMScheduler]:
+    """The UNet (random weights) and noise scheduler ``cfg`` describes."""
+    unet = build_unet(
+        num_classes, cfg.resolution, channels, cfg.block_out_channels, cfg.layers_per_block,
+        attention_levels=[False] * (len(cfg.block_out_channels) - 1) + [cfg.attention],
+        attention_head_dim=cfg.attention_head_dim, mid_block_attention=cfg.mid_block_attention,
+    )
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=1e-4, beta_end=0.02,
+        prediction_type=cfg.prediction_type, clip_sample=True,
+    )
+    return unet, noise_scheduler
+
+
 def train(cfg: DDPMTrainingConfig) -> Path:
     """Train, checkpoint, and save the EMA pipeline to ``cfg.output_dir``; returns that folder."""
     from accelerate.utils import set_seed
@@ -135,15 +149,7 @@ def train(cfg: DDPMTrainingConfig) -> Path:
         num_workers=cfg.dataloader_num_workers, collate_fn=collate,
     )
     set_seed(cfg.seed)
-    unet = build_unet(
-        len(names), cfg.resolution, channels, cfg.block_out_channels, cfg.layers_per_block,
-        attention_levels=[False] * (len(cfg.block_out_channels) - 1) + [cfg.attention],
-        attention_head_dim=cfg.attention_head_dim, mid_block_attention=cfg.mid_block_attention,
-    )
-    noise_scheduler = DDPMScheduler(
-        num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=1e-4, beta_end=0.02,
-        prediction_type=cfg.prediction_type, clip_sample=True,
-    )
+    unet, noise_scheduler = build_model(cfg, len(names), channels)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
     max_steps, _ = steps_and_epochs(cfg, cfg.num_epochs, len(dataloader))
     state = TrainState()
