@@ -23,7 +23,8 @@ CONFIG_FILE = "training_config.json"
 
 
 def help_field(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with ``--help`` text (read by HfArgumentParser)."""
+    """A dataclass field with ``--help`` text (read by HfArgumentParser; ``%`` is escaped for argparse)."""
+    help = help.replace("%", "%%")
     if isinstance(default, (list, dict, tuple)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
     return field(default=default, metadata={"help": help, **kwargs})

@@ -102,3 +102,17 @@ def test_training_stops_at_its_time_budget_with_the_schedule_annealed(tiny_ddpm_
     logs.Reload()
     lrs = [e.value for e in logs.Scalars("lr")]
     assert lrs[0] > 0.5 * 2e-4 and lrs[-1] < 0.05 * 2e-4  # annealed by time, though only a few of 10,000 steps ran
+
+
+@pytest.mark.parametrize("module,name", [("ddpm", "DDPMTrainingConfig"), ("dreambooth", "DreamBoothConfig"), ("lora", "LoRAConfig")])
+def test_every_training_script_has_working_help(module, name):
+    """argparse formats help with %: a literal % in a flag's text must not break --help."""
+    import importlib
+
+    from transformers import HfArgumentParser
+
+    cls = getattr(importlib.import_module(f"synthxray.training.{module}"), name)
+    text = HfArgumentParser(cls).format_help()
+    assert "--output_dir" in text and "--max_train_minutes" in text
+    if module == "ddpm":
+        assert "30% of the run" in text
