@@ -31,7 +31,7 @@ from .common import (
     train_loop,
     write_config,
 )
-from .diffusion import add_noise, diffusion_loss, diffusion_target
+from .diffusion import WEIGHTING_SCHEMES, add_noise, diffusion_loss, diffusion_target
 
 logger = logging.getLogger("synthxray.training")
 
@@ -72,6 +72,12 @@ class DDPMTrainingConfig(TrainingConfig):
     snr_gamma: float | None = help_field(
         None, "Min-SNR loss weighting gamma (Hang et al. 2023), e.g. 5; off by default (it raised FID on CPU budgets)."
     )
+    weighting_scheme: str = help_field(
+        "none", "Training timestep density: none (uniform) | logit_normal | mode (diffusers' SD3 flags)."
+    )
+    logit_mean: float = help_field(0.0, "Mean of the logit-normal timestep density (t/T = sigmoid(N(mean, std))).")
+    logit_std: float = help_field(1.0, "Std of the logit-normal timestep density.")
+    mode_scale: float = help_field(1.29, "Scale of the 'mode' timestep density.")
     class_dropout_prob: float = help_field(0.1, "Probability of dropping the label to the null class (classifier-free guidance).")
     use_ema: bool = help_field(True, "Keep EMA weights and save them as the final model.")
     ema_max_decay: float = help_field(0.9999, "EMA decay ceiling.")
@@ -98,6 +104,10 @@ class DDPMTrainingConfig(TrainingConfig):
             raise ValueError(f"prediction_type must be epsilon or v_prediction, got {self.prediction_type!r}")
         if not 0 <= self.class_dropout_prob < 1:
             raise ValueError("class_dropout_prob must be in [0, 1)")
+        if self.weighting_scheme not in WEIGHTING_SCHEMES:
+            raise ValueError(f"--weighting_scheme must be one of {WEIGHTING_SCHEMES}, got {self.weighting_scheme!r}")
+        if self.logit_std <= 0:
+            raise ValueError("--logit_std must be > 0")
         # fail before any data is read if the UNet cannot take this resolution
         build_unet(2, self.resolution, 1, self.block_out_channels, 1, norm_num_groups=min(self.block_out_channels))
 
@@ -177,7 +187,10 @@ def train(cfg: DDPMTrainingConfig) -> Path:
         if cfg.class_dropout_prob > 0:
             drop = torch.rand(labels.shape, device=labels.device) < cfg.class_dropout_prob
             labels = torch.where(drop, torch.full_like(labels, null_class), labels)
-        noisy, noise, timesteps = add_noise(noise_scheduler, clean)
+        noisy, noise, timesteps = add_noise(
+            noise_scheduler, clean, weighting_scheme=cfg.weighting_scheme, logit_mean=cfg.logit_mean,
+            logit_std=cfg.logit_std, mode_scale=cfg.mode_scale,
+        )
         pred = unet(noisy, timesteps, class_labels=labels).sample
         target = diffusion_target(noise_scheduler, clean, noise, timesteps)
         return diffusion_loss(noise_scheduler, pred, target, timesteps, cfg.snr_gamma)

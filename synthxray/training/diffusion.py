@@ -6,12 +6,43 @@ import torch
 import torch.nn.functional as F
 
 
-def add_noise(noise_scheduler, clean: torch.Tensor, generator: torch.Generator | None = None):
-    """Sample noise and timesteps and return ``(noisy, noise, timesteps)``."""
+WEIGHTING_SCHEMES = ("none", "logit_normal", "mode")
+
+
+def sample_timesteps(
+    num_train_timesteps: int,
+    n: int,
+    device: torch.device | str = "cpu",
+    weighting_scheme: str = "none",
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
+    mode_scale: float = 1.29,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``n`` training timesteps in ``[0, T)``: uniform ("none"), or drawn from diffusers' SD3 densities.
+
+    "logit_normal" draws ``t / T = sigmoid(N(logit_mean, logit_std))`` (Esser et al. 2024); "mode" is their
+    mode-centred density. Only the sampling density changes; the loss weight per sample does not.
+    """
+    if weighting_scheme not in WEIGHTING_SCHEMES:
+        raise ValueError(f"unknown weighting_scheme {weighting_scheme!r}; choose one of {WEIGHTING_SCHEMES}")
+    if weighting_scheme == "none":
+        return torch.randint(0, num_train_timesteps, (n,), device=device, generator=generator).long()
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    u = compute_density_for_timestep_sampling(
+        weighting_scheme, n, logit_mean=logit_mean, logit_std=logit_std, mode_scale=mode_scale, device=device, generator=generator
+    )
+    return (u * num_train_timesteps).long().clamp_(0, num_train_timesteps - 1)
+
+
+def add_noise(noise_scheduler, clean: torch.Tensor, generator: torch.Generator | None = None, **timestep_sampling):
+    """Sample noise and timesteps (``timestep_sampling``: the keywords of :func:`sample_timesteps`) and
+    return ``(noisy, noise, timesteps)``."""
     noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
-    timesteps = torch.randint(
-        0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device, generator=generator
-    ).long()
+    timesteps = sample_timesteps(
+        noise_scheduler.config.num_train_timesteps, clean.shape[0], clean.device, generator=generator, **timestep_sampling
+    )
     return noise_scheduler.add_noise(clean, noise, timesteps), noise, timesteps
 
 
