@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -94,7 +96,7 @@ def test_info_rejects_unknown_keys(tmp_path):
         GeneratorInfo.load(tmp_path)
 
 
-@pytest.mark.parametrize("name,steps", [("ddim", 50), ("dpm", 20), ("unipc", 10)])
+@pytest.mark.parametrize("name,steps", [("ddim", 50), ("unipc", 10)])
 def test_timestep_spacing_is_the_training_configs_unless_asked(name, steps):
     from diffusers import DDPMScheduler
 
@@ -108,6 +110,33 @@ def test_timestep_spacing_is_the_training_configs_unless_asked(name, steps):
     trailing = make_scheduler(name, config, timestep_spacing="trailing")
     trailing.set_timesteps(steps)
     assert int(trailing.timesteps[0]) == 999 and len(trailing.timesteps) == steps
+
+
+def test_dpm_spaces_steps_in_log_snr_unless_a_spacing_is_asked():
+    from diffusers import DDPMScheduler
+
+    from synthxray.generators.ddpm import make_scheduler
+
+    config = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction").config
+    dpm = make_scheduler("dpm", config)
+    dpm.set_timesteps(20)
+    half_lambdas = -torch.log(dpm.sigmas[:-1])  # sigmas are noise/signal; the final zero-noise step dropped
+    steps = half_lambdas[1:] - half_lambdas[:-1]
+    assert torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-3)  # uniform in log-SNR
+    assert int(dpm.timesteps[-1]) == 0 and int((dpm.timesteps < 100).sum()) >= 5  # most steps at low noise
+    leading = make_scheduler("dpm", config, timestep_spacing="leading")
+    leading.set_timesteps(20)
+    assert int(leading.timesteps[0]) == 940 and int(leading.timesteps[-1]) == 47
+
+
+def test_save_after_sampling_keeps_the_training_scheduler(tiny_ddpm_dir, tmp_path):
+    gen = load_generator(tiny_ddpm_dir)
+    gen.generate(1, class_label=0, seed=0, scheduler="dpm", num_inference_steps=2)
+    gen.save_pretrained(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "scheduler" / "scheduler_config.json").read_text())
+    assert saved["_class_name"] == "DDPMScheduler" and "algorithm_type" not in saved
+    again = load_generator(tmp_path / "again")
+    assert same(again.generate(1, class_label=0, seed=0, num_inference_steps=2), gen.generate(1, class_label=0, seed=0, num_inference_steps=2))
 
 
 def test_attention_heads_and_mid_block_are_configurable():
