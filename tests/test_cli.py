@@ -8,6 +8,13 @@ def test_every_command_builds():
     assert {"demo", "generate"} <= set(parser._subparsers._group_actions[0].choices)
 
 
+def test_generate_scheduler_choices_are_the_generators():
+    from synthxray.commands.generate import SCHEDULER_CHOICES
+    from synthxray.generators.base import SCHEDULERS
+
+    assert SCHEDULER_CHOICES == SCHEDULERS
+
+
 def test_generate_command(tiny_ddpm_dir, tmp_path, capsys):
     out = tmp_path / "syn"
     rc = main(["generate", "--model", str(tiny_ddpm_dir), "--per_class", "2", "--output_dir", str(out),

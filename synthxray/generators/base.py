@@ -16,7 +16,7 @@ from ..registry import Registry
 GENERATORS: Registry[type["Generator"]] = Registry("generator")
 
 CONFIG_NAME = "synthxray.json"
-SCHEDULERS = ("ddpm", "ddim", "dpm", "unipc")
+SCHEDULERS = ("ddpm", "ddim", "dpm", "dpm-sde", "unipc")
 
 
 @dataclass

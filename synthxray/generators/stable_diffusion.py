@@ -35,10 +35,13 @@ def make_sd_scheduler(name: str, config: Any):
     """A sampling scheduler for latent diffusion, built from a pipeline's scheduler config."""
     from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-    classes = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "unipc": UniPCMultistepScheduler}
+    classes = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler,
+               "dpm-sde": DPMSolverMultistepScheduler, "unipc": UniPCMultistepScheduler}
     if name not in classes:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(classes)}")
     config = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+    if name == "dpm-sde":
+        config["algorithm_type"] = "sde-dpmsolver++"
     return classes[name].from_config(config)
 
 

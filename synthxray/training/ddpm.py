@@ -14,7 +14,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 from ..data import class_names as dataset_class_names
 from ..data import is_grayscale, load_dataset, with_image_transform
-from ..generators.base import GeneratorInfo
+from ..generators.base import SCHEDULERS, GeneratorInfo
 from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet
 from ..images import class_grid
 from .common import (
@@ -86,7 +86,7 @@ class DDPMTrainingConfig(TrainingConfig):
     random_flip: bool = help_field(False, "Random horizontal flips (off: chest anatomy is not mirror-symmetric).")
     save_images_steps: int = help_field(500, "Save a per-class sample grid every N steps (0 disables).")
     num_validation_images: int = help_field(8, "Images per class in each sample grid.")
-    sample_scheduler: str = help_field("dpm", "Default sampler saved with the model: ddpm | ddim | dpm | unipc.")
+    sample_scheduler: str = help_field("dpm", "Default sampler saved with the model: ddpm | ddim | dpm | dpm-sde | unipc.")
     sample_steps: int = help_field(20, "Default sampling steps saved with the model.")
     guidance_scale: float = help_field(1.0, "Default guidance scale saved with the model (1.0 = no guidance).")
     logger: str = help_field("none", "none | tensorboard | wandb.")
@@ -104,6 +104,8 @@ class DDPMTrainingConfig(TrainingConfig):
             raise ValueError(f"prediction_type must be epsilon or v_prediction, got {self.prediction_type!r}")
         if not 0 <= self.class_dropout_prob < 1:
             raise ValueError("class_dropout_prob must be in [0, 1)")
+        if self.sample_scheduler not in SCHEDULERS:
+            raise ValueError(f"--sample_scheduler must be one of {SCHEDULERS}, got {self.sample_scheduler!r}")
         if self.weighting_scheme not in WEIGHTING_SCHEMES:
             raise ValueError(f"--weighting_scheme must be one of {WEIGHTING_SCHEMES}, got {self.weighting_scheme!r}")
         if self.logit_std <= 0:

@@ -103,7 +103,7 @@ class StableDiffusionTrainingConfig(TrainingConfig):
     validation_prompt: str | None = help_field(None, "Prompt of validation grids ({label} makes one row per class); none: no validation.")
     num_validation_images: int = help_field(4, "Images per validation prompt.")
     validation_steps: int = help_field(100, "Validate every N steps (and at the end).")
-    sample_scheduler: str = help_field(SD_DEFAULTS["scheduler"], "Sampler for validation, class images and the saved default: dpm | ddim | ddpm | unipc.")
+    sample_scheduler: str = help_field(SD_DEFAULTS["scheduler"], "Sampler for validation, class images and the saved default: dpm | dpm-sde | ddim | ddpm | unipc.")
     sample_steps: int = help_field(SD_DEFAULTS["num_inference_steps"], "Sampling steps (seed 004: 50).")
     guidance_scale: float = help_field(SD_DEFAULTS["guidance_scale"], "Classifier-free guidance scale (seed 004: 4.0).")
     negative_prompt: str | None = help_field(None, "Negative prompt for validation, class images and the saved default.")

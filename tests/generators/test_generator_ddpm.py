@@ -45,13 +45,22 @@ def test_seed_per_image_is_batch_independent(tiny_ddpm_dir):
     assert np.abs(np.asarray(batch[2], float) - np.asarray(alone[0], float)).max() <= 1  # same image, float noise only
 
 
-@pytest.mark.parametrize("scheduler", ["ddpm", "ddim", "dpm", "unipc"])
+@pytest.mark.parametrize("scheduler", ["ddpm", "ddim", "dpm", "dpm-sde", "unipc"])
 def test_every_scheduler_runs(tiny_ddpm_dir, scheduler):
     gen = load_generator(tiny_ddpm_dir)
     images = gen.generate(2, class_label="1", seed=0, scheduler=scheduler, num_inference_steps=3)
     assert len(images) == 2
     arr = np.asarray(images[0])
     assert arr.std() > 0  # not a blank image
+
+
+def test_stochastic_sampler_is_per_image_seeded(tiny_ddpm_dir):
+    gen = load_generator(tiny_ddpm_dir)
+    batch = gen.generate(3, class_label=0, seed=[5, 6, 7], scheduler="dpm-sde", num_inference_steps=3, batch_size=3)
+    alone = gen.generate(1, class_label=0, seed=[6], scheduler="dpm-sde", num_inference_steps=3)
+    assert np.abs(np.asarray(batch[1], float) - np.asarray(alone[0], float)).max() <= 1
+    ode = gen.generate(1, class_label=0, seed=[6], scheduler="dpm", num_inference_steps=3)
+    assert not same(alone, ode)  # the SDE adds noise at every step
 
 
 def test_guidance_changes_output(tiny_ddpm_dir):
