@@ -31,6 +31,8 @@ SAMPLERS = {  # label: (scheduler, steps, guidance scale); guidance > 1 costs 2 
     "DDIM-50": ("ddim", 50, 1.0),
     "DDIM-20": ("ddim", 20, 1.0),
     "DPM-Solver++-20": ("dpm", 20, 1.0),
+    "DPM-Solver++-SDE-20": ("dpm-sde", 20, 1.0),
+    "DPM-Solver++-SDE-10": ("dpm-sde", 10, 1.0),
     "UniPC-20": ("unipc", 20, 1.0),
     "UniPC-10": ("unipc", 10, 1.0),
     "DPM-Solver++-10": ("dpm", 10, 1.0),
@@ -50,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--budget_minutes", type=float, default=24.0, help="training wall-clock budget (train_ddpm.py --max_train_minutes)")
     p.add_argument("--output", default="runs/quality")
     p.add_argument("--model", default=None, help="evaluate this generator folder instead of training one")
-    p.add_argument("--samplers", nargs="+", default=["DDPM-1000", "DDIM-50", "DPM-Solver++-20", "UniPC-20"],
+    p.add_argument("--samplers", nargs="+", default=["DDPM-1000", "DDIM-50", "DPM-Solver++-20", "DPM-Solver++-SDE-10"],
                    choices=sorted(SAMPLERS))
     p.add_argument("--ddpm_images", type=int, default=64, help="DDPM-1000 is slow on a CPU: this many images (same class mix)")
     p.add_argument("--num_images", type=int, default=None, help="images per sampler (default: the test set size, 624)")
@@ -60,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads here and OMP_NUM_THREADS for training (1 is much faster on an oversubscribed shared CPU)")
     p.add_argument("--timestep_spacing", default=None, choices=["trailing", "leading", "linspace"],
-                   help="sampler timestep spacing (default: the training config's); results are labelled with it when set")
+                   help="sampler timestep spacing for every sampler (default: log-SNR steps for dpm and dpm-sde, the training config's for the others); results are labelled with it when set")
     p.add_argument("--blur", action="store_true", help="also score blurred real images (Gaussian sigma=1): 624 more network passes")
     p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[], help="extra flags for train_ddpm.py (after this flag)")
     return p.parse_args(argv)

@@ -73,10 +73,13 @@ class DDPMTrainingConfig(TrainingConfig):
         None, "Min-SNR loss weighting gamma (Hang et al. 2023), e.g. 5; off by default (it raised FID on CPU budgets)."
     )
     weighting_scheme: str = help_field(
-        "none", "Training timestep density: none (uniform) | logit_normal | mode (diffusers' SD3 flags)."
+        "logit_normal",
+        "Training timestep density: none (uniform t) | logit_normal | mode (diffusers' SD3 flags). The default "
+        "logit-normal(-1.5, 1.5) on t/T is EDM's noise-level density mapped onto the cosine schedule (median "
+        "t ~ 180 of 1000; 6% of draws above t = 700): on the 24-minute CPU budget it cut FID from 83.3 to 65.2 (benchmarks/RESULTS.md).",
     )
-    logit_mean: float = help_field(0.0, "Mean of the logit-normal timestep density (t/T = sigmoid(N(mean, std))).")
-    logit_std: float = help_field(1.0, "Std of the logit-normal timestep density.")
+    logit_mean: float = help_field(-1.5, "Mean of the logit-normal timestep density (t/T = sigmoid(N(mean, std))).")
+    logit_std: float = help_field(1.5, "Std of the logit-normal timestep density.")
     mode_scale: float = help_field(1.29, "Scale of the 'mode' timestep density.")
     class_dropout_prob: float = help_field(0.1, "Probability of dropping the label to the null class (classifier-free guidance).")
     use_ema: bool = help_field(True, "Keep EMA weights and save them as the final model.")
@@ -86,7 +89,9 @@ class DDPMTrainingConfig(TrainingConfig):
     random_flip: bool = help_field(False, "Random horizontal flips (off: chest anatomy is not mirror-symmetric).")
     save_images_steps: int = help_field(500, "Save a per-class sample grid every N steps (0 disables).")
     num_validation_images: int = help_field(8, "Images per class in each sample grid.")
-    sample_scheduler: str = help_field("dpm", "Default sampler saved with the model: ddpm | ddim | dpm | dpm-sde | unipc.")
+    sample_scheduler: str = help_field(
+        "dpm-sde", "Default sampler saved with the model: ddpm | ddim | dpm | dpm-sde | unipc (dpm-sde: best FID at 10 and 20 steps)."
+    )
     sample_steps: int = help_field(20, "Default sampling steps saved with the model.")
     guidance_scale: float = help_field(1.0, "Default guidance scale saved with the model (1.0 = no guidance).")
     logger: str = help_field("none", "none | tensorboard | wandb.")
