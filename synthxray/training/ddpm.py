@@ -76,7 +76,8 @@ class DDPMTrainingConfig(TrainingConfig):
         "logit_normal",
         "Training timestep density: none (uniform t) | logit_normal | mode (diffusers' SD3 flags). The default "
         "logit-normal(-1.5, 1.5) on t/T is EDM's noise-level density mapped onto the cosine schedule (median "
-        "t ~ 180 of 1000; 6% of draws above t = 700): on the 24-minute CPU budget it cut FID from 83.3 to 65.2 (benchmarks/RESULTS.md).",
+        "t ~ 180 of 1000; 6% of draws above t = 700): on the 24-minute CPU budget it cut FID from 83.3 to "
+        "65.2 (benchmarks/RESULTS.md).",
     )
     logit_mean: float = help_field(-1.5, "Mean of the logit-normal timestep density (t/T = sigmoid(N(mean, std))).")
     logit_std: float = help_field(1.5, "Std of the logit-normal timestep density.")
