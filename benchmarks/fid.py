@@ -4,7 +4,9 @@
     nice -n 10 python benchmarks/fid.py --data ../shared/data/chest_xray_pneumonia --sizes 1000 2000
 
 Both sides are disjoint, class-stratified subsets of the real train split (what the images are does
-not change the cost), so each FID is also a real-vs-real floor at that N. Each measurement runs in
+not change the cost), so each FID is also a real-vs-real floor at that N. When the split has fewer than
+2N images (chest_xray_pneumonia's train split has 5,216), the second side repeats the images left over:
+the network still processes N images, but that FID is not a floor (the output says so). Each measurement runs in
 its own process so its peak RSS is its own: "cold" starts from an empty feature cache (both sides
 go through the network), "cached" reruns with the real side's features on disk. The last lines
 extrapolate linearly (network time is per image; the statistics are a constant) to 5k and 10k.
@@ -42,14 +44,18 @@ def one(args) -> None:
     n = args.one
     real_idx = stratified_subset(labels, n, seed=0)
     rest = np.setdiff1d(np.arange(len(ds)), real_idx)
-    synth_idx = rest[stratified_subset(labels[rest], n, seed=1)]
+    if len(rest) >= n:
+        synth_idx = rest[stratified_subset(labels[rest], n, seed=1)]
+    else:  # too few images for two disjoint sides: repeat the rest (same network cost; the FID is no floor)
+        synth_idx = np.resize(np.random.default_rng(1).permutation(rest), n)
     real, synth = ds.select(real_idx.tolist()), ds.select(synth_idx.tolist())
     t0 = time.time()
     res = evaluate(real, synth, metrics=("fid",), extractor=args.extractor, per_class=args.per_class, cache_dir=args.cache_dir,
                    batch_size=args.batch_size, progress=False)
     seconds = time.time() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"n": n, "seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb), "fid": res.value("fid"),
+    print(json.dumps({"n": n, "synthetic_distinct": int(len(np.unique(synth_idx))), "seconds": round(seconds, 1),
+                      "peak_rss_mb": round(peak_mb), "fid": res.value("fid"),
                       "real_cached": res.real["features_cached"], "timings": {k: round(v, 1) for k, v in res.timings.items()},
                       "extractor": res.extractor}))
 
@@ -84,8 +90,9 @@ def main(argv=None) -> int:
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 r["mode"] = mode
                 results.append(r)
+                repeated = "" if r["synthetic_distinct"] == n else f" (other side: {r['synthetic_distinct']} distinct images repeated; not a floor)"
                 print(f"N={n:>5} {mode:>6}: {r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:5d} MB  "
-                      f"FID {r['fid']:.2f}  (real cached: {r['real_cached']}; {r['timings']})", flush=True)
+                      f"FID {r['fid']:.2f}{repeated}  (real cached: {r['real_cached']}; {r['timings']})", flush=True)
     print(f"extractor: {results[0]['extractor']}")
     # linear fit seconds = a + b * N per mode, extrapolated
     for mode in ("cold", "cached"):
