@@ -21,6 +21,7 @@ OUT/samples_<variant>.npz (uint8 images and labels) for re-scoring elsewhere.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -33,27 +34,32 @@ import numpy as np
 from quality import SAMPLERS  # label: (scheduler, steps, guidance), shared with the quality benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCH_SMALL = ["--block_out_channels", "32", "64", "64"]
-ARCH_4LEVEL = ["--block_out_channels", "16", "32", "64", "64"]
+# Round 2 (2026-11-23): changes against train_ddpm.py's defaults at that date (4 levels 16-32-64-64, cosine
+# betas, v-prediction, lr 1e-3, logit-normal(-1.5, 1.5) timesteps, EMA, class dropout 0.1). Round 1's variants
+# (architecture, prediction type, betas, min-SNR, lr against the defaults before it) are in git history
+# (commit 3587be2) and its table in benchmarks/RESULTS.md.
 VARIANTS: dict[str, list[str]] = {
-    # the defaults before this sweep: 3 levels, attention at 8x8 with 8 heads of 8 channels
-    "3lvl-8heads": [*ARCH_SMALL, "--attention_head_dim", "8"],
-    "3lvl": [*ARCH_SMALL],
-    "4lvl": [*ARCH_4LEVEL],
-    "4lvl-midattn": [*ARCH_4LEVEL, "--attention", "False"],
-    "4lvl-lr5e-4": [*ARCH_4LEVEL, "--learning_rate", "5e-4"],
-    "4lvl-lr1e-3": [*ARCH_4LEVEL, "--learning_rate", "1e-3"],
-    "4lvl-eps": [*ARCH_4LEVEL, "--prediction_type", "epsilon"],
-    "4lvl-cosbeta": [*ARCH_4LEVEL, "--beta_schedule", "squaredcos_cap_v2"],
-    "4lvl-bs32": [*ARCH_4LEVEL, "--train_batch_size", "32"],
-    "4lvl-wide": ["--block_out_channels", "16", "32", "64", "128"],
-    "4lvl-2layers": [*ARCH_4LEVEL, "--layers_per_block", "2"],
-    "4lvl-nosnr": [*ARCH_4LEVEL, "--snr_gamma", "0"],
-    "4lvl-nosnr-lr1e-3": [*ARCH_4LEVEL, "--snr_gamma", "0", "--learning_rate", "1e-3"],
-    "4lvl-eps-nosnr-lr1e-3": [*ARCH_4LEVEL, "--prediction_type", "epsilon", "--snr_gamma", "0", "--learning_rate", "1e-3"],
-    "4lvl-cosbeta-lr1e-3": [*ARCH_4LEVEL, "--beta_schedule", "squaredcos_cap_v2", "--learning_rate", "1e-3"],
-    "4lvl-cosbeta-nosnr-lr1e-3": [*ARCH_4LEVEL, "--beta_schedule", "squaredcos_cap_v2", "--snr_gamma", "0", "--learning_rate", "1e-3"],
+    "default": [],
+    "default-seed1": ["--seed", "1"],
+    "ln-1.0-1.0": ["--logit_mean", "-1.0", "--logit_std", "1.0"],
+    "ln-2.0-1.5": ["--logit_mean", "-2.0", "--logit_std", "1.5"],
+    "ln-2.5-1.5": ["--logit_mean", "-2.5", "--logit_std", "1.5"],
+    "ln-2.0-2.0": ["--logit_mean", "-2.0", "--logit_std", "2.0"],
+    "ln-2.5-1.5-seed1": ["--logit_mean", "-2.5", "--logit_std", "1.5", "--seed", "1"],
+    "ln-3.0-1.5": ["--logit_mean", "-3.0", "--logit_std", "1.5"],
+    "ln-2.5-2.0": ["--logit_mean", "-2.5", "--logit_std", "2.0"],
+    "ln-2.5-1.5-lr2e-3": ["--logit_mean", "-2.5", "--logit_std", "1.5", "--learning_rate", "2e-3"],
+    "ln-2.0-1.5-lr2e-3": ["--logit_mean", "-2.0", "--logit_std", "1.5", "--learning_rate", "2e-3"],
+    "bs32": ["--train_batch_size", "32"],
+    "bs32-lr7e-4": ["--train_batch_size", "32", "--learning_rate", "7e-4"],
+    "cd0": ["--class_dropout_prob", "0"],
+    "lr2e-3": ["--learning_rate", "2e-3"],
+    "lr5e-4": ["--learning_rate", "5e-4"],
+    "ema-power0.67": ["--ema_power", "0.6667"],
+    "no-ema": ["--use_ema", "False"],
 }
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["measure", "train"])
@@ -70,7 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-SPEED_NEUTRAL = ("--learning_rate", "--prediction_type", "--beta_schedule", "--snr_gamma")
+SPEED_NEUTRAL = ("--learning_rate", "--prediction_type", "--beta_schedule", "--snr_gamma", "--seed", "--logit_mean",
+                 "--logit_std", "--weighting_scheme", "--class_dropout_prob", "--ema_power", "--use_ema")
 
 
 def pooled_seconds(measured: dict[str, float]) -> dict[str, float]:
@@ -94,6 +101,18 @@ def pooled_seconds(measured: dict[str, float]) -> dict[str, float]:
     for name, sec in measured.items():
         groups.setdefault(key(name), []).append(sec)
     return {name: statistics.median(groups[key(name)]) for name in VARIANTS if key(name) in groups}
+
+
+def epoch_cap(data: str, flags: list[str]) -> int:
+    """The steps ``train_ddpm.py``'s default epoch count allows (full batches only): a budgeted run stops
+    there even when time is left, so a step-matched variant must too."""
+    from synthxray import load_dataset
+    from synthxray.training.ddpm import DDPMTrainingConfig
+
+    default = {f.name: f.default for f in dataclasses.fields(DDPMTrainingConfig)}
+    batch = int(flags[flags.index("--train_batch_size") + 1]) if "--train_batch_size" in flags else default["train_batch_size"]
+    epochs = int(flags[flags.index("--num_epochs") + 1]) if "--num_epochs" in flags else default["num_epochs"]
+    return epochs * (len(load_dataset(data, split="train")) // batch)
 
 
 def run_train(args, name: str, out: Path, extra: list[str], env: dict) -> Path:
@@ -129,7 +148,7 @@ def train_all(args, out: Path) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cpu = json.loads(Path(args.cpu_seconds or out / "cpu_seconds.json").read_text())
     per_step = pooled_seconds(cpu["seconds_per_step"])
-    steps = {n: int(60 * args.budget_minutes / per_step[n]) for n in args.variants}
+    steps = {n: min(int(60 * args.budget_minutes / per_step[n]), epoch_cap(args.data, VARIANTS[n])) for n in args.variants}
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     report = {"cpu": cpu, "pooled_seconds_per_step": per_step, "budget_minutes": args.budget_minutes, "variants": {}}
 

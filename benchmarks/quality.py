@@ -33,6 +33,7 @@ SAMPLERS = {  # label: (scheduler, steps, guidance scale); guidance > 1 costs 2 
     "DPM-Solver++-20": ("dpm", 20, 1.0),
     "DPM-Solver++-SDE-20": ("dpm-sde", 20, 1.0),
     "DPM-Solver++-SDE-10": ("dpm-sde", 10, 1.0),
+    "DPM-Solver++-SDE-10-cfg1.5": ("dpm-sde", 10, 1.5),
     "UniPC-20": ("unipc", 20, 1.0),
     "UniPC-10": ("unipc", 10, 1.0),
     "DPM-Solver++-10": ("dpm", 10, 1.0),

@@ -40,14 +40,16 @@ logger = logging.getLogger("synthxray.training")
 class DDPMTrainingConfig(TrainingConfig):
     """Flags of ``train_scripts/train_ddpm.py``. Defaults: seed 001's recipe (T=1000, AdamW, OneCycle, EMA) with
     the settings that gave the best FID for a 24-minute CPU budget in ``benchmarks/ddpm_sweep.py``
-    (4-level 1.1M UNet, cosine betas, v-prediction, lr 1e-3, no min-SNR)."""
+    (4-level 1.1M UNet, cosine betas, v-prediction, lr 2e-3, no min-SNR, logit-normal(-2, 1.5) timesteps)."""
 
     dataset: str = help_field("", "Image folder with class sub-folders, MedMNIST .npz or name, save_to_disk folder, or Hub id.")
     dataset_split: str = help_field("train", "Split to train on.")
     resolution: int = help_field(32, "Square training resolution (divisible by 2**(levels-1)).")
     channels: int | None = help_field(None, "1 or 3; default: 1 when the data is grayscale.")
     num_epochs: int = help_field(50, "Epochs, used when max_train_steps is not set.")
-    learning_rate: float = help_field(1e-3, "Peak learning rate (seed 001: 2e-4; 1e-3 trains this small UNet faster, benchmarks/RESULTS.md).")
+    learning_rate: float = help_field(
+        2e-3, "Peak learning rate (seed 001: 2e-4; 2e-3 trains this small UNet fastest on a short budget, benchmarks/RESULTS.md)."
+    )
     lr_scheduler: str = help_field("onecycle", "onecycle (seed 001) | cosine | constant | linear | constant_with_warmup.")
     adam_weight_decay: float = help_field(1e-4, "AdamW weight decay.")
     train_batch_size: int = help_field(64, "Batch size per device.")
@@ -75,11 +77,12 @@ class DDPMTrainingConfig(TrainingConfig):
     weighting_scheme: str = help_field(
         "logit_normal",
         "Training timestep density: none (uniform t) | logit_normal | mode (diffusers' SD3 flags). The default "
-        "logit-normal(-1.5, 1.5) on t/T is EDM's noise-level density mapped onto the cosine schedule (median "
-        "t ~ 180 of 1000; 6% of draws above t = 700): on the 24-minute CPU budget it cut FID from 83.3 to "
-        "65.2 (benchmarks/RESULTS.md).",
+        "logit-normal(-2, 1.5) on t/T puts most draws at low noise, where the fine detail is learnt (median "
+        "t ~ 120 of 1000; 3% of draws above t = 700). On the 24-minute CPU budget, EDM's density on the "
+        "cosine schedule, logit-normal(-1.5, 1.5), cut FID from 83.3 to 65.2, and (-2, 1.5) with lr 2e-3 "
+        "cut it further (benchmarks/RESULTS.md).",
     )
-    logit_mean: float = help_field(-1.5, "Mean of the logit-normal timestep density (t/T = sigmoid(N(mean, std))).")
+    logit_mean: float = help_field(-2.0, "Mean of the logit-normal timestep density (t/T = sigmoid(N(mean, std))).")
     logit_std: float = help_field(1.5, "Std of the logit-normal timestep density.")
     mode_scale: float = help_field(1.29, "Scale of the 'mode' timestep density.")
     class_dropout_prob: float = help_field(0.1, "Probability of dropping the label to the null class (classifier-free guidance).")
