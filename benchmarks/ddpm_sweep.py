@@ -54,9 +54,7 @@ VARIANTS: dict[str, list[str]] = {
     "bs32-lr7e-4": ["--train_batch_size", "32", "--learning_rate", "7e-4"],
     "cd0": ["--class_dropout_prob", "0"],
     "lr2e-3": ["--learning_rate", "2e-3"],
-    "lr5e-4": ["--learning_rate", "5e-4"],
     "ema-power0.67": ["--ema_power", "0.6667"],
-    "no-ema": ["--use_ema", "False"],
 }
 
 
