@@ -80,7 +80,7 @@ class DDPMTrainingConfig(TrainingConfig):
         "logit-normal(-2, 1.5) on t/T puts most draws at low noise, where the fine detail is learnt (median "
         "t ~ 120 of 1000; 3% of draws above t = 700). On the 24-minute CPU budget, EDM's density on the "
         "cosine schedule, logit-normal(-1.5, 1.5), cut FID from 83.3 to 65.2, and (-2, 1.5) with lr 2e-3 "
-        "cut it further (benchmarks/RESULTS.md).",
+        "to 53.7 (benchmarks/RESULTS.md).",
     )
     logit_mean: float = help_field(-2.0, "Mean of the logit-normal timestep density (t/T = sigmoid(N(mean, std))).")
     logit_std: float = help_field(1.5, "Std of the logit-normal timestep density.")
