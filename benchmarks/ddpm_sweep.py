@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -101,16 +102,22 @@ def pooled_seconds(measured: dict[str, float]) -> dict[str, float]:
     return {name: statistics.median(groups[key(name)]) for name in VARIANTS if key(name) in groups}
 
 
+@functools.lru_cache(maxsize=None)
+def train_size(data: str) -> int:
+    from synthxray import load_dataset
+
+    return len(load_dataset(data, split="train"))
+
+
 def epoch_cap(data: str, flags: list[str]) -> int:
     """The steps ``train_ddpm.py``'s default epoch count allows (full batches only): a budgeted run stops
     there even when time is left, so a step-matched variant must too."""
-    from synthxray import load_dataset
     from synthxray.training.ddpm import DDPMTrainingConfig
 
     default = {f.name: f.default for f in dataclasses.fields(DDPMTrainingConfig)}
     batch = int(flags[flags.index("--train_batch_size") + 1]) if "--train_batch_size" in flags else default["train_batch_size"]
     epochs = int(flags[flags.index("--num_epochs") + 1]) if "--num_epochs" in flags else default["num_epochs"]
-    return epochs * (len(load_dataset(data, split="train")) // batch)
+    return epochs * (train_size(data) // batch)
 
 
 def run_train(args, name: str, out: Path, extra: list[str], env: dict) -> Path:
