@@ -78,6 +78,8 @@ def test_concept_folder_errors(tiny_sd, xray_folder, tmp_path):
         parse_config(LoRAConfig, args + [str(xray_folder), "--dataset_name", str(xray_folder)])
     with pytest.raises(ValueError, match="needs --class_prompt"):
         parse_config(LoRAConfig, args + [str(xray_folder), "--with_prior_preservation"])
+    with pytest.raises(ValueError, match="--sample_scheduler must be one of"):
+        parse_config(LoRAConfig, args + [str(xray_folder), "--sample_scheduler", "dpm_sde"])
     from synthxray.training.stable_diffusion import check_base_model, check_resolution
 
     with pytest.raises(ValueError, match="not a multiple of 4"):  # VAE x UNet downsampling of the tiny model

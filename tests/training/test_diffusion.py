@@ -34,6 +34,8 @@ def test_mode_density_and_validation(tiny_npz):
         DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", weighting_scheme="sigma_sqrt")
     with pytest.raises(ValueError, match="logit_std"):
         DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", logit_std=0)
+    with pytest.raises(ValueError, match="--sample_scheduler must be one of"):  # a typo must fail before training
+        DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", sample_scheduler="dpm_sde")
 
 
 def test_ddpm_trains_with_logit_normal_timesteps(tiny_ddpm_config, tmp_path):
