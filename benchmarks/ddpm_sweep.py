@@ -177,7 +177,7 @@ def evaluator(args, out: Path, steps: dict, report: dict):
 
     from synthxray import evaluate, load_dataset, load_generator
     from synthxray.evaluation import get_extractor
-    from synthxray.evaluation.core import proportional_counts
+    from synthxray.classes import proportional_counts
     from synthxray.synthesis import generate_dataset
 
     test = load_dataset(args.data, split="test")

@@ -33,7 +33,7 @@ def one(args) -> None:
 
     from synthxray import load_dataset
     from synthxray.evaluation import evaluate
-    from synthxray.evaluation.core import stratified_subset
+    from synthxray.classes import stratified_indices
 
     if args.threads:
         import torch
@@ -42,10 +42,10 @@ def one(args) -> None:
     ds = load_dataset(args.data, split="train", verify=False)
     labels = np.asarray(ds["label"])
     n = args.one
-    real_idx = stratified_subset(labels, n, seed=0)
+    real_idx = stratified_indices(labels, n, seed=0)
     rest = np.setdiff1d(np.arange(len(ds)), real_idx)
     if len(rest) >= n:
-        synth_idx = rest[stratified_subset(labels[rest], n, seed=1)]
+        synth_idx = rest[stratified_indices(labels[rest], n, seed=1)]
     else:  # too few images for two disjoint sides: repeat the rest (same network cost; the FID is no floor)
         synth_idx = np.resize(np.random.default_rng(1).permutation(rest), n)
     real, synth = ds.select(real_idx.tolist()), ds.select(synth_idx.tolist())

@@ -70,9 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def stratified(ds, n: int, seed: int = 0):
-    from synthxray.evaluation.core import stratified_subset
+    from synthxray.classes import stratified_indices
 
-    return ds.select(stratified_subset(np.asarray(ds["label"]), n, seed).tolist())
+    return ds.select(stratified_indices(np.asarray(ds["label"]), n, seed).tolist())
 
 
 def rows_of(res) -> dict:
@@ -155,9 +155,9 @@ def main(argv=None) -> int:
 
     def floor(n: int) -> dict:
         """Real-vs-real floor at the same sample size: n stratified train images vs all test images."""
-        from synthxray.evaluation.core import stratified_subset
+        from synthxray.classes import stratified_indices
 
-        sub = train_feats.subset(stratified_subset(train_feats.labels, n, seed=0))
+        sub = train_feats.subset(stratified_indices(train_feats.labels, n, seed=0))
         rows = {"overall": {"fid": fid_from_features(test_feats.features, sub.features), "n_real": len(test_feats), "n_synthetic": n}}
         for i, name in enumerate(names):
             rows[name] = {"fid": fid_from_features(test_feats.of_class(i), sub.of_class(i)),
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
         if args.timestep_spacing and scheduler != "ddpm":
             label = f"{label} ({args.timestep_spacing} spacing)"
         total = args.ddpm_images if scheduler == "ddpm" else (args.num_images or len(test))
-        from synthxray.evaluation.core import proportional_counts
+        from synthxray.classes import proportional_counts
 
         counts = proportional_counts(counts_test, total)
         t0 = time.time()

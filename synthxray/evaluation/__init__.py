@@ -6,7 +6,8 @@
 >>> print(res.to_markdown())
 """
 
-from .core import ALL_METRICS, DISTRIBUTION_METRICS, EvaluationResult, evaluate, match_class_names
+from ..classes import match_class_names
+from .core import ALL_METRICS, DISTRIBUTION_METRICS, EvaluationResult, evaluate
 from .embed import embedding_plot
 from .extractors import (
     EXTRACTORS,

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..classes import match_class_names, proportional_counts, stratified_indices
 from .extractors import get_extractor
 from .fid import (
     Features,
@@ -47,54 +48,6 @@ def load_input(source: Any, split: str = "train"):
     if _is_generator(source):
         raise TypeError("a Generator is only accepted as the synthetic input")
     return load_dataset(source, split=split)
-
-
-def match_class_names(real_names: Sequence[str], other_names: Sequence[str], what: str = "synthetic") -> list[int]:
-    """Index into ``real_names`` for each of ``other_names``: exact names first, then case-insensitive."""
-    real_names = list(real_names)
-    folded: dict[str, list[int]] = {}
-    for i, n in enumerate(real_names):
-        folded.setdefault(str(n).casefold(), []).append(i)
-    mapping, missing = [], []
-    for n in other_names:
-        if n in real_names:
-            mapping.append(real_names.index(n))
-        elif len(folded.get(str(n).casefold(), [])) == 1:
-            mapping.append(folded[str(n).casefold()][0])
-        else:
-            missing.append(n)
-            mapping.append(-1)
-    if missing:
-        raise ValueError(
-            f"{what} class names {list(other_names)} do not match the real class names {real_names} "
-            f"(unmatched: {missing}); classes are matched by name, exactly or ignoring case: rename the "
-            f"folders/ClassLabel names so they agree"
-        )
-    return mapping
-
-
-def proportional_counts(class_counts: Mapping[str, int], total: int) -> dict[str, int]:
-    """Split ``total`` over classes in the given proportions (largest remainder, sums exactly to ``total``)."""
-    n = sum(class_counts.values())
-    if n == 0:
-        raise ValueError("the real set is empty")
-    raw = {k: total * v / n for k, v in class_counts.items()}
-    counts = {k: int(math.floor(v)) for k, v in raw.items()}
-    for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: total - sum(counts.values())]:
-        counts[k] += 1
-    return counts
-
-
-def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` indices drawn without replacement, keeping the class proportions of ``labels``."""
-    labels = np.asarray(labels)
-    if n >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    want = proportional_counts({int(c): int(k) for c, k in zip(classes, counts)}, n)
-    picked = [rng.choice(np.flatnonzero(labels == c), want[int(c)], replace=False) for c in classes]
-    return np.sort(np.concatenate(picked))
 
 
 # ---- result ------------------------------------------------------------------------------------
@@ -279,7 +232,7 @@ def evaluate(
 
     # real side: a fixed (stratified, seed 0) subset when num_samples is smaller than the set
     real_labels = np.asarray(real_ds["label"], dtype=np.int64)
-    real_idx = stratified_subset(real_labels, num_samples, seed=0) if num_samples else np.arange(len(real_ds))
+    real_idx = stratified_indices(real_labels, num_samples, seed=0) if num_samples else np.arange(len(real_ds))
     real_sel = real_ds if len(real_idx) == len(real_ds) else real_ds.select(real_idx.tolist())
     t0 = time.time()
     real_feats = compute_features(real_sel, ext, batch_size=batch_size, progress=progress, cache=cache,
@@ -324,7 +277,7 @@ def evaluate(
         match_class_names(real_names, synth_ds.features["label"].names)
         if num_per_class is not None:
             raise ValueError("num_per_class applies to a Generator; use num_samples to subsample a synthetic dataset")
-        subsets = [stratified_subset(synth_labels, num_samples, seed=s) if num_samples else np.arange(len(synth_ds))
+        subsets = [stratified_indices(synth_labels, num_samples, seed=s) if num_samples else np.arange(len(synth_ds))
                    for s in seed_list]
         union = np.unique(np.concatenate(subsets))
         sel = synth_ds if len(union) == len(synth_ds) else synth_ds.select(union.tolist())

@@ -143,7 +143,7 @@ def label_fidelity(synthetic, classifier: Any = None, train=None, real_test=None
     when given, is scored the same way. Synthetic classes are matched to the classifier's by name.
     """
     from ..data import is_grayscale, load_dataset
-    from .core import match_class_names, stratified_subset
+    from ..classes import match_class_names, stratified_indices
 
     synthetic = load_dataset(synthetic)
     out: dict[str, Any] = {}
@@ -154,7 +154,7 @@ def label_fidelity(synthetic, classifier: Any = None, train=None, real_test=None
         train = load_dataset(train)
         labels = np.asarray(train["label"])
         n_val = int(round(len(train) * validation_fraction)) if real_test is None else 0
-        val_idx = stratified_subset(labels, n_val, seed=seed) if n_val else np.array([], dtype=np.int64)
+        val_idx = stratified_indices(labels, n_val, seed=seed) if n_val else np.array([], dtype=np.int64)
         fit_idx = np.setdiff1d(np.arange(len(train)), val_idx)
         channels = 1 if is_grayscale(train) else 3
         classifier = SimpleCNNClassifier(train.features["label"].names, image_size=image_size, channels=channels,

@@ -37,6 +37,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..classes import largest_remainder, match_class_names
+
 BALANCES = ("balanced", "real")
 RATIO_OF = ("real", "synthetic")
 SOURCE_REAL, SOURCE_SYNTHETIC = "real", "synthetic"
@@ -130,44 +132,9 @@ def display_name(name: str) -> str:
     return "-".join(p[:1].upper() + p[1:] for p in name.split("-"))
 
 
-# ---- class names ---------------------------------------------------------------------------------
-def match_class_names(reference: Sequence[str], other: Sequence[str], what: str = "synthetic") -> list[int]:
-    """For every class of ``other``, its index in ``reference``, matching names case-insensitively."""
-    ref = {n.strip().lower(): i for i, n in enumerate(reference)}
-    if len(ref) != len(reference):
-        raise ValueError(f"real class names {list(reference)} are not unique ignoring case")
-    mapping, missing = [], []
-    for n in other:
-        key = n.strip().lower()
-        if key not in ref:
-            missing.append(n)
-        else:
-            mapping.append(ref[key])
-    if missing:
-        raise ValueError(
-            f"{what} classes {list(other)} do not match the real classes {list(reference)} "
-            f"(no real class named {missing}); class names must match, ignoring case"
-        )
-    return mapping
-
-
 # ---- counts -------------------------------------------------------------------------------------
 def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
-
-
-def split_total(total: int, weights: Sequence[float]) -> list[int]:
-    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder; ties to the first)."""
-    w = np.asarray(weights, dtype=float)
-    if total == 0 or w.sum() == 0:
-        return [0] * len(w)
-    exact = total * w / w.sum()
-    parts = np.floor(exact).astype(int)
-    rest = total - int(parts.sum())
-    order = sorted(range(len(w)), key=lambda i: (-(exact[i] - parts[i]), i))
-    for i in order[:rest]:
-        parts[i] += 1
-    return [int(p) for p in parts]
 
 
 def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = "real") -> tuple[list[int], list[int]]:
@@ -186,7 +153,7 @@ def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | 
         return real, list(synthetic_counts)
     total = _round(float(recipe.synthetic_ratio) * sum(real_counts if ratio_of == "real" else synthetic_counts))
     weights = [1.0] * len(real_counts) if balance == "balanced" else list(real_counts)
-    synth = split_total(total, weights)
+    synth = largest_remainder(total, weights)
     short = [(i, need, have) for i, (need, have) in enumerate(zip(synth, synthetic_counts)) if need > have]
     if short:
         detail = ", ".join(f"class {i}: needs {need}, pool has {have}" for i, need, have in short)
@@ -210,7 +177,7 @@ def synthetic_needed(real_counts: Sequence[int], recipes: Sequence[Recipe], bala
             ratio = default_pool if r.synthetic_ratio == "all" else float(r.synthetic_ratio)
         b = r.balance or balance
         total = _round(ratio * sum(real_counts))
-        part = split_total(total, [1.0] * len(real_counts) if b == "balanced" else list(real_counts))
+        part = largest_remainder(total, [1.0] * len(real_counts) if b == "balanced" else list(real_counts))
         need = [max(a, c) for a, c in zip(need, part)]
     return need
 

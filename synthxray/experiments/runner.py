@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from .backbones import Classifier, load_classifier
-from .recipes import Recipe, augment, display_name, match_class_names, synthetic_needed
+from ..classes import match_class_names, stratified_indices
+from .recipes import Recipe, augment, display_name, synthetic_needed
 from .report import aggregate, compute_metrics, markdown_table, write_csv, write_json, write_plots
 from .robustness import robustness
 from .spec import BackboneSpec, ExperimentSpec, load_spec
@@ -121,7 +122,7 @@ def prepare_data(spec: ExperimentSpec) -> ExperimentData:
         real = real.select(keep.tolist())
         notes["val"] = f"{len(val_rows)} images ({spec.val_fraction:.0%} of each class) held out of real_train"
     if spec.max_real_train is not None and spec.max_real_train < len(real):
-        rows = _stratified(np.asarray(real["label"], dtype=int), None, spec.max_real_train, VAL_SPLIT_SEED + 1)
+        rows = stratified_indices(np.asarray(real["label"], dtype=int), spec.max_real_train, VAL_SPLIT_SEED + 1)
         real = real.select(rows.tolist())
         notes["max_real_train"] = len(real)
     if len(real) == 0 or len(val) == 0 or len(test) == 0:

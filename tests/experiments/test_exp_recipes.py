@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from synthxray import augment
-from synthxray.experiments.recipes import Recipe, parse_recipe, recipe_counts, split_total
+from synthxray.classes import largest_remainder
+from synthxray.experiments.recipes import Recipe, parse_recipe, recipe_counts
 from synthxray.experiments.train import epoch_batches
 
 # real: NORMAL 30 / PNEUMONIA 50 (80); synthetic pool: normal 40 / pneumonia 40
@@ -68,7 +69,7 @@ def test_class_name_mismatch_is_a_clear_error(real_train):
 
     other = datasets.Dataset.from_dict({"image": [None] * 2, "label": [0, 1]},
                                        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["normal", "covid"])}))
-    with pytest.raises(ValueError, match="do not match the real classes"):
+    with pytest.raises(ValueError, match="do not match the real class names"):
         augment(real_train, other, ratio=0.1)
 
 
@@ -92,8 +93,8 @@ def test_parse_recipe_names_and_mappings():
 
 
 def test_counts_helpers():
-    assert split_total(7, [1, 1, 1]) == [3, 2, 2]
-    assert split_total(10, [1, 3]) == [3, 7]
+    assert largest_remainder(7, [1, 1, 1]) == [3, 2, 2]
+    assert largest_remainder(10, [1, 3]) == [3, 7]
     assert recipe_counts([10, 30], [20, 20], parse_recipe("synth-50"), "balanced") == ([10, 30], [10, 10])
     assert recipe_counts([10, 30], [20, 20], parse_recipe("synth-50"), "real") == ([10, 30], [5, 15])
 
