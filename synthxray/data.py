@@ -1,15 +1,22 @@
-"""Turn what users have (image folders, MedMNIST files, saved or Hub datasets) into one ``datasets.Dataset``."""
+"""Turn what users have (image or DICOM folders, file -> label tables, MedMNIST files, saved or Hub datasets) into one ``datasets.Dataset``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .dicom import DICOM_EXTENSIONS, is_dicom_file, read_dicom
+from .pixels import check_window, is_gray_image, to_8bit, to_mode  # noqa: F401  (to_mode: the transforms' public name)
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+LABEL_TABLE_EXTENSIONS = {".csv", ".json"}
+LOCAL_SUFFIXES = IMAGE_EXTENSIONS | DICOM_EXTENSIONS | LABEL_TABLE_EXTENSIONS | {".npz", ".arrow", ".parquet"}
+FILE_COLUMNS = ("file", "path", "filename", "image")
+LABEL_COLUMNS = ("label", "class", "class_name", "target")
 MEDMNIST_SPLITS = ("train", "val", "test")
 
 
@@ -17,16 +24,32 @@ class DataError(ValueError):
     """Input data that cannot be read; the message names the file, key or value."""
 
 
-def load_dataset(source: Any, split: str = "train", verify: bool = True, revision: str | None = None):
+def load_dataset(
+    source: Any,
+    split: str = "train",
+    verify: bool = True,
+    revision: str | None = None,
+    window: Sequence[float] | None = None,
+    use_file_window: bool = True,
+    invert: bool | None = None,
+):
     """Load ``source`` as a ``datasets.Dataset`` with an ``image`` column and a ``label`` ClassLabel.
 
-    ``source`` may be: a folder with one sub-folder per class; a MedMNIST ``.npz`` file; a MedMNIST
-    name such as ``"pneumoniamnist"`` (downloaded by the ``medmnist`` package); a folder written by
+    ``source`` may be: a folder with one sub-folder per class (images, DICOM files or both); a CSV or
+    JSON file mapping image/DICOM files to labels; a MedMNIST ``.npz`` file; a MedMNIST name such as
+    ``"pneumoniamnist"`` (downloaded by the ``medmnist`` package); a folder written by
     ``save_to_disk``; a Hub dataset id; or a ``datasets.Dataset`` (returned normalised).
     ``split`` picks the split where the source has several.
+
+    DICOM files, and every file when ``window`` is given, are read once into 8-bit images by the
+    pixel rule (:mod:`synthxray.pixels`, :mod:`synthxray.dicom`): ``window`` ``(low, high)``
+    overrides the files' own VOI window, ``use_file_window=False`` ignores it (each image's min..max),
+    ``invert`` overrides the MONOCHROME1 rule. Only pixels and labels are kept, never a header field
+    or a file name. Other image files are decoded lazily and go through the same rule in the transforms.
     """
     import datasets
 
+    pixels = {"window": check_window(window, "window"), "use_file_window": use_file_window, "invert": invert}
     if isinstance(source, datasets.DatasetDict):
         return _normalise(_pick_split(source, split, "DatasetDict"), "DatasetDict")
     if isinstance(source, datasets.Dataset):
@@ -36,7 +59,12 @@ def load_dataset(source: Any, split: str = "train", verify: bool = True, revisio
     if path.is_file():
         if path.suffix == ".npz":
             return load_npz(path, split)
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; give a class-folder directory, an .npz or a dataset folder")
+        if path.suffix.lower() in LABEL_TABLE_EXTENSIONS:
+            return load_label_table(path, verify=verify, **pixels)
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix!r}; give a class-folder directory, a CSV/JSON file -> label table, "
+            "an .npz or a dataset folder"
+        )
     if path.is_dir():
         if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
             loaded = datasets.load_from_disk(str(path))
@@ -46,42 +74,176 @@ def load_dataset(source: Any, split: str = "train", verify: bool = True, revisio
         if (path / split).is_dir() and not _image_files(path):
             class_root = path / split
             if all(p.is_dir() for p in class_root.iterdir()) and any(class_root.iterdir()):
-                return load_image_folder(class_root, verify=verify)
-        return load_image_folder(path, verify=verify)
+                return load_image_folder(class_root, verify=verify, **pixels)
+        return load_image_folder(path, verify=verify, **pixels)
     if text.lower() in _medmnist_flags():
         return load_medmnist(text.lower(), split)
-    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1:
+    if path.is_symlink():
+        raise DataError(f"{text}: a symlink to {os.readlink(path)}, which does not exist")
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text or path.suffix.lower() in LOCAL_SUFFIXES:
         raise DataError(f"{text}: no such file or folder")
-    loaded = datasets.load_dataset(text, split=split, revision=revision)
-    return _normalise(loaded, text)
+    return _normalise(_load_hub(text, split, revision), text)
 
 
-# ---- image folders --------------------------------------------------------------------------
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def load_image_folder(root: str | os.PathLike, verify: bool = True):
-    """A folder with one sub-folder per class (sub-folder names are the class names, sorted)."""
+def _load_hub(repo_id: str, split: str, revision: str | None):
+    """``datasets.load_dataset`` on a Hub id; a repo that is not there is one line, not a Hub traceback."""
     import datasets
+    from datasets.exceptions import DatasetNotFoundError
 
+    try:
+        return datasets.load_dataset(repo_id, split=split, revision=revision)
+    except (DatasetNotFoundError, FileNotFoundError, ConnectionError) as exc:
+        offline = datasets.config.HF_HUB_OFFLINE or "offline" in str(exc).lower()
+        why = (" (offline: HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set, so only the local Hub cache was looked in)" if offline
+               else " (or the Hub could not be reached)" if isinstance(exc, ConnectionError) else "")
+        raise DataError(
+            f"{repo_id}: no such folder, and no Hub repo of that name{why}; check the path, or give a Hub dataset id you can read"
+        ) from None
+
+
+# ---- image folders and label tables ----------------------------------------------------------
+def _is_input_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and (path.suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(path))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if _is_input_file(p))
+
+
+def load_image_folder(
+    root: str | os.PathLike,
+    verify: bool = True,
+    window: Sequence[float] | None = None,
+    use_file_window: bool = True,
+    invert: bool | None = None,
+):
+    """A folder with one sub-folder per class (sub-folder names are the class names, sorted).
+
+    Files may be images (``IMAGE_EXTENSIONS``) or DICOM (``.dcm``, ``.dicom`` or the DICM preamble);
+    ``window``/``use_file_window``/``invert`` as in :func:`load_dataset`.
+    """
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataError(f"{root}: no class sub-folders; expected {root}/<class name>/<images>")
-    files: list[str] = []
+        raise DataError(f"{root}: no class sub-folders; expected {root}/<class name>/<images or .dcm files>")
+    files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
         found = _image_files(root / name)
         if not found:
-            raise DataError(f"{root / name}: class folder {name!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-        for f in found:
-            if verify:
-                _verify_image(f)
-            files.append(str(f))
-            labels.append(index)
+            raise DataError(
+                f"{root / name}: class folder {name!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS | DICOM_EXTENSIONS))})"
+            )
+        files.extend(found)
+        labels.extend([index] * len(found))
+    return _files_dataset(files, labels, classes, verify, window, use_file_window, invert)
+
+
+def load_label_table(
+    path: str | os.PathLike,
+    verify: bool = True,
+    window: Sequence[float] | None = None,
+    use_file_window: bool = True,
+    invert: bool | None = None,
+):
+    """A CSV (columns ``file`` and ``label``) or JSON (``{file: label}`` or ``[{"file", "label"}]``) table.
+
+    Relative file paths are read from the table's folder; class names are the distinct labels, sorted
+    (numerically when all are integers).
+    """
+    path = Path(path)
+    try:
+        rows = _read_table(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the file -> label table ({exc})") from None
+    if not rows:
+        raise DataError(f"{path}: the table lists no files")
+    files = [p if p.is_absolute() else path.parent / p for p in (Path(f).expanduser() for f, _ in rows)]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"{path}: {len(missing)} listed file(s) do not exist, e.g. {missing[0]}; fix the table or the paths")
+    names = sorted({lab for _, lab in rows}, key=lambda s: (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s))
+    index = {n: i for i, n in enumerate(names)}
+    return _files_dataset(files, [index[lab] for _, lab in rows], names, verify, window, use_file_window, invert)
+
+
+def _read_table(path: Path) -> list[tuple[str, str]]:
+    import csv
+    import json
+
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
+            fcol = next((cols[c] for c in FILE_COLUMNS if c in cols), None)
+            lcol = next((cols[c] for c in LABEL_COLUMNS if c in cols), None)
+            if fcol is None or lcol is None:
+                raise ValueError(f"needs a file column ({'/'.join(FILE_COLUMNS)}) and a label column ({'/'.join(LABEL_COLUMNS)}); "
+                                 f"the header is {reader.fieldnames}")
+            return [(r[fcol].strip(), str(r[lcol]).strip()) for r in reader if (r.get(fcol) or "").strip()]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict):
+        return [(str(k), str(v)) for k, v in data.items()]
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        out = []
+        for r in data:
+            fk = next((k for k in r if k.lower() in FILE_COLUMNS), None)
+            lk = next((k for k in r if k.lower() in LABEL_COLUMNS), None)
+            if fk is None or lk is None:
+                raise ValueError(f"each entry needs a file key ({'/'.join(FILE_COLUMNS)}) and a label key; got {sorted(r)}")
+            out.append((str(r[fk]), str(r[lk])))
+        return out
+    raise ValueError('expected {"file": "label", ...} or [{"file": ..., "label": ...}, ...]')
+
+
+def _files_dataset(files: list[Path], labels: list[int], classes: list[str], verify: bool,
+                   window: Sequence[float] | None, use_file_window: bool, invert: bool | None):
+    """Plain images without a window: paths, decoded lazily. DICOM (or any ``window``): read once into 8-bit PNGs."""
+    import datasets
+
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=classes)})
-    return datasets.Dataset.from_dict({"image": files, "label": labels}, features=features)
+    if window is None and not any(is_dicom_file(f) for f in files):
+        if verify:
+            for f in files:
+                _verify_image(f)
+        return datasets.Dataset.from_dict({"image": [str(f) for f in files], "label": labels}, features=features)
+    # a tuple, not a list: datasets would shard a list into one job per file; the stamps re-key the cache when a file changes
+    rows = tuple((str(f), *_stamp(f), label) for f, label in zip(files, labels))
+    kwargs = {"rows": rows, "window": window, "use_file_window": use_file_window, "invert": invert}
+    try:
+        return datasets.Dataset.from_generator(_read_rows, features=features, gen_kwargs=kwargs)
+    except datasets.exceptions.DatasetGenerationError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ValueError):
+            raise DataError(str(cause)) from None
+        raise
+
+
+def _read_rows(rows: tuple, window, use_file_window: bool, invert: bool | None):
+    import io
+
+    for file, _mtime, _size, label in rows:
+        image = read_image(file, window=window, use_file_window=use_file_window, invert=invert)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", compress_level=1)
+        yield {"image": {"bytes": buf.getvalue(), "path": None}, "label": label}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def read_image(path: str | os.PathLike, window: Sequence[float] | None = None, use_file_window: bool = True,
+               invert: bool | None = None) -> Image.Image:
+    """One image or DICOM file -> 8-bit L/RGB image by the pixel rule (DICOM: :func:`synthxray.dicom.read_dicom`)."""
+    path = Path(path)
+    if is_dicom_file(path):
+        return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert)
+    _verify_image(path)
+    with Image.open(path) as im:
+        im.load()
+        return to_8bit(im, window, invert=bool(invert))
 
 
 def _verify_image(path: Path) -> None:
@@ -143,7 +305,7 @@ def load_npz(path: str | os.PathLike, split: str = "train", class_names: list[st
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
 
     return datasets.Dataset.from_dict(
-        {"image": [Image.fromarray(i.astype(np.uint8)) for i in images], "label": labels.astype(int).tolist()},
+        {"image": [to_8bit(i) for i in images], "label": labels.astype(int).tolist()},
         features=features,
     )
 
@@ -196,22 +358,17 @@ def class_names(ds) -> list[str]:
 
 # ---- pixels ------------------------------------------------------------------------------------
 def is_grayscale(ds, probe: int = 8) -> bool:
-    """True when the images are mode L or RGB with equal channels (e.g. X-rays stored as RGB JPEG)."""
+    """True when the images are single-channel (8/16-bit, float) or RGB with equal channels (X-rays saved as RGB JPEG)."""
     n = min(probe, len(ds))
     if n == 0:
         raise DataError("the dataset is empty")
-    for i in np.linspace(0, len(ds) - 1, n).astype(int):
-        im = ds[int(i)]["image"]
-        if im.mode in ("L", "I", "I;16", "F", "1"):
-            continue
-        arr = np.asarray(im.convert("RGB"), dtype=np.int16)
-        if np.abs(arr[..., 0] - arr[..., 1]).max() > 2 or np.abs(arr[..., 1] - arr[..., 2]).max() > 2:
-            return False
-    return True
+    return all(is_gray_image(ds[int(i)]["image"]) for i in np.linspace(0, len(ds) - 1, n).astype(int))
 
 
 def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
-    """Resize the short side to ``size`` (antialiased) and centre-crop a square: no distortion."""
+    """The pixel rule (:func:`synthxray.pixels.to_8bit`), then resize the short side to ``size``
+    (antialiased) and centre-crop a square: no distortion."""
+    image = to_8bit(image)
     w, h = image.size
     scale = size / min(w, h)
     if (w, h) != (size, size):
@@ -220,14 +377,6 @@ def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
         left, top = (nw - size) // 2, (nh - size) // 2
         image = image.crop((left, top, left + size, top + size))
     return image
-
-
-def to_mode(image: Image.Image, channels: int) -> Image.Image:
-    if channels == 1:
-        return image.convert("L")
-    if channels == 3:
-        return image.convert("RGB")
-    raise ValueError(f"channels must be 1 or 3, got {channels}")
 
 
 def image_transform(size: int, channels: int, augment: Callable | None = None, normalize: bool = True):

@@ -423,19 +423,10 @@ class _UInt8Input(nn.Module):
 
 # ---- preprocessing ---------------------------------------------------------------------------
 def to_uint8_rgb(image: Image.Image, size: int) -> np.ndarray:
-    """PIL image -> uint8 (3, size, size): 16-bit and float images rescaled, grayscale repeated,
-    short side resized with antialiasing (PIL bicubic) and centre-cropped (as the data layer does)."""
+    """PIL image -> uint8 (3, size, size) by the data layer's pixel rule (16-bit and float images rescaled,
+    grayscale repeated), short side resized with antialiasing (PIL bicubic) and centre-cropped."""
     from ..data import resize_center_crop
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(image, dtype=np.float32)
-        if image.mode == "F" and arr.max(initial=0) <= 1.0:
-            arr = arr * 255.0
-        elif arr.max(initial=0) > 255:
-            arr = arr / 257.0
-        image = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), mode="L")
-    elif image.mode not in ("L", "RGB"):
-        image = image.convert("RGB") if image.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA", "PA") else image.convert("L")
     image = resize_center_crop(image, size)
     if image.mode == "L":
         arr = np.asarray(image, dtype=np.uint8)
