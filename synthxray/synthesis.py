@@ -35,15 +35,17 @@ def resolve_counts(generator: Generator, per_class: int | None, images_per_class
     if (per_class is None) == (images_per_class is None):
         raise ValueError("give exactly one of per_class=N or images_per_class={class: N}")
     if per_class is not None:
-        if per_class < 0:
-            raise ValueError("per_class must be >= 0")
+        if int(per_class) < 1:
+            raise ValueError(f"per_class (--per_class) must be >= 1, got {per_class}")
         return {name: int(per_class) for name in generator.class_names}
     counts: dict[str, int] = {}
     for key, n in images_per_class.items():  # type: ignore[union-attr]
         name = generator.class_names[generator.class_index(key)]
         if int(n) < 0:
-            raise ValueError(f"count for class {name!r} must be >= 0")
+            raise ValueError(f"count for class {name!r} must be >= 0 (--images_per_class)")
         counts[name] = int(n)
+    if not sum(counts.values()):
+        raise ValueError("images_per_class (--images_per_class) asks for no images; give at least one class a count >= 1")
     return counts
 
 
@@ -60,6 +62,8 @@ def generate_dataset(
     image_folder: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    check_memorization: Any = None,
+    memorization_extractor: Any = None,
     **generate_kwargs: Any,
 ):
     """Generate a ``datasets.Dataset`` (``image``, ``label`` ClassLabel, provenance columns).
@@ -69,12 +73,33 @@ def generate_dataset(
     ``save_to_disk`` and moved to ``output_dir`` in one rename; ``image_folder=True`` also keeps the
     PNGs under ``output_dir/image_folder/<class>/``. Without ``output_dir`` the dataset is returned
     in memory.
+
+    ``overwrite=True`` replaces only a dataset synthxray wrote (``synthxray_dataset.json`` is there) or
+    an empty folder. ``check_memorization`` (a training set: anything ``load_dataset`` reads) runs
+    :func:`synthxray.evaluation.memorization` on the finished set (pixel space; also
+    ``memorization_extractor``'s feature space when given) and records its figures, never any
+    training image, in the manifest and the card. Every argument is checked before a file is written.
     """
     import datasets
     from tqdm.auto import tqdm
 
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size (--batch_size) must be >= 1, got {batch_size}")
+    if num_inference_steps is not None and int(num_inference_steps) < 1:
+        raise ValueError(f"num_inference_steps (--num_inference_steps) must be >= 1, got {num_inference_steps}")
     counts = resolve_counts(generator, per_class, images_per_class)
     settings = generator.resolve_settings(num_inference_steps, guidance_scale, scheduler)
+    train = None
+    if check_memorization is not None:  # read it now: a wrong path must not cost the whole generation
+        from .data import load_dataset
+
+        if output_dir is None:
+            raise ValueError("check_memorization (--check_memorization) needs output_dir: its figures go into the dataset's manifest and card")
+        train = (check_memorization, load_dataset(check_memorization))
+        if memorization_extractor is not None:
+            from .evaluation.extractors import get_extractor
+
+            memorization_extractor = get_extractor(memorization_extractor)
     job = {
         "counts": counts, "seed": seed, **settings, **generator.provenance,
         "generate_kwargs": {k: str(v) for k, v in generate_kwargs.items()},
@@ -85,9 +110,7 @@ def generate_dataset(
         temp = tempfile.TemporaryDirectory(prefix="synthxray-")
         final = Path(temp.name) / "dataset"
     else:
-        final = Path(output_dir)
-        if final.exists() and not overwrite:
-            raise FileExistsError(f"{final} already exists; choose a new output_dir or pass overwrite=True (--overwrite)")
+        final = check_output_dir(output_dir, overwrite)
     staging = final.with_name(final.name + ".partial")
     records = _open_staging(staging, job)
 
@@ -147,6 +170,8 @@ def generate_dataset(
         shutil.rmtree(build)
     ds.save_to_disk(str(build))
     manifest = {**job, "num_images": len(order), "seconds": round(elapsed, 1), "columns": list(features)}
+    if train is not None:
+        manifest["memorization"] = memorization_summary(train[1], build, memorization_extractor, progress, source=train[0])
     (build / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if image_folder:
         os.replace(staging / "images", build / "image_folder")
@@ -155,6 +180,58 @@ def generate_dataset(
     shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote %d images to %s", len(order), final)
     return datasets.load_from_disk(str(final))
+
+
+def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """The folder a dataset may be written to, or an error naming what is in the way and what to do.
+
+    ``overwrite`` replaces only an empty folder or a synthxray dataset (its ``synthxray_dataset.json``
+    is there): never a folder of other files, nor a generator.
+    """
+    final = Path(output_dir).expanduser()
+    if final.is_symlink() and not final.exists():
+        raise FileNotFoundError(f"output_dir {final} is a symlink to {os.readlink(final)}, which does not exist; "
+                                "create the target folder or give another --output_dir")
+    if final.is_symlink():
+        final = final.resolve()
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(f"output_dir {final} is a file; give a folder path (--output_dir)")
+    if not final.is_dir() or not any(final.iterdir()):
+        return final
+    if (final / MANIFEST).is_file():
+        if overwrite:
+            return final
+        raise FileExistsError(f"{final} already exists (a synthxray dataset); choose a new --output_dir or pass --overwrite (overwrite=True) to replace it")
+    from .hub import GENERATOR_CONFIG
+
+    what = "a synthxray generator" if (final / GENERATOR_CONFIG).is_file() else f"files synthxray did not write (no {MANIFEST})"
+    raise FileExistsError(f"{final} already exists and holds {what}; --overwrite only replaces a synthxray dataset, so choose another --output_dir "
+                          "(or move those files away yourself)")
+
+
+def memorization_summary(train: Any, synthetic: Any, extractor: Any = None, progress: bool = True,
+                         source: Any = None) -> dict[str, Any]:
+    """The nearest-training-image check's figures for a manifest: numbers and indices, never an image or a path's folders.
+
+    ``source`` (default ``train``) names the training set in the summary: a local path by its last part only.
+    """
+    from .evaluation.memorization import memorization
+
+    report = memorization(train, synthetic, extractor=extractor, progress=progress, output_dir=None)
+    keep = ("metric", "threshold", "threshold_from", "fraction_below", "reference_fraction_below", "synthetic_to_train", "reference")
+    spaces = {name: {**{k: sec[k] for k in keep if k in sec}, "closest_pairs": sec.get("closest_pairs", [])[:5]}
+              for name, sec in report["spaces"].items()}
+    source = source if source is not None else train
+    name = None
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source).expanduser()
+        name = p.name if p.exists() else str(source)  # a local folder by its last name only; a Hub id as given
+    summary = {"train": name or "in-memory dataset", "num_train": report["num_train"], "num_synthetic": report["num_synthetic"],
+               "quantile": report["quantile"], "pixel_size": report["pixel_size"], "spaces": spaces}
+    for space, sec in spaces.items():
+        logger.info("memorization (%s): %.1f%% of synthetic images are closer to a training image than the threshold "
+                    "(reference: %.1f%%)", space, 100 * sec["fraction_below"], 100 * sec["reference_fraction_below"])
+    return summary
 
 
 def _write_card(folder: Path) -> None:
@@ -173,6 +250,8 @@ def _safe(name: str) -> str:
 def _open_staging(staging: Path, job: dict) -> list[dict]:
     """Create or reopen the staging folder; a folder from different arguments is an error."""
     job_file = staging / "job.json"
+    if staging.exists() and not any((staging / "images").rglob("*.png")) and (job_file.is_file() or not any(staging.iterdir())):
+        shutil.rmtree(staging)  # an earlier attempt that made no image: nothing to keep
     if staging.exists():
         if not job_file.is_file() or json.loads(job_file.read_text()) != json.loads(json.dumps(job)):
             raise FileExistsError(

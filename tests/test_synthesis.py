@@ -66,21 +66,107 @@ def test_resume_after_interruption(tiny_ddpm_dir, tmp_path):
 
 def test_resume_with_other_settings_is_refused(tiny_ddpm_dir, tmp_path):
     gen = load_generator(tiny_ddpm_dir)
-    (tmp_path / "syn.partial").mkdir()
+    (tmp_path / "syn.partial" / "images" / "0").mkdir(parents=True)
     (tmp_path / "syn.partial" / "job.json").write_text("{}")
+    (tmp_path / "syn.partial" / "images" / "0" / "0_000000.png").write_bytes(b"kept")  # finished work is never thrown away
     with pytest.raises(FileExistsError, match="other settings"):
         generate_dataset(gen, per_class=1, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)
 
 
 def test_existing_output_is_kept_unless_overwrite(tiny_ddpm_dir, tmp_path):
     gen = load_generator(tiny_ddpm_dir)
-    (tmp_path / "syn").mkdir()
-    (tmp_path / "syn" / "mine.txt").write_text("precious")
-    with pytest.raises(FileExistsError, match="already exists"):
+    generate_dataset(gen, per_class=1, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)
+    with pytest.raises(FileExistsError, match="already exists .*--overwrite"):
+        generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)
+    assert len(load_dataset(tmp_path / "syn")) == 2
+    generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", num_inference_steps=2, overwrite=True, progress=False)
+    assert len(load_dataset(tmp_path / "syn")) == 4  # a synthxray dataset is replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["syn"]  # no .old-* or .partial left behind
+
+
+def test_overwrite_never_deletes_foreign_files(tiny_ddpm_dir, tmp_path):
+    gen = load_generator(tiny_ddpm_dir)
+    out = tmp_path / "syn"
+    (out / "sub").mkdir(parents=True)
+    (out / "precious.txt").write_text("precious")
+    (out / "sub" / "thesis.tex").write_text("thesis")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="did not write .*--overwrite only replaces a synthxray dataset"):
+            generate_dataset(gen, per_class=1, output_dir=out, num_inference_steps=2, overwrite=overwrite, progress=False)
+    with pytest.raises(FileExistsError, match="a synthxray generator"):  # nor a generator folder
+        generate_dataset(gen, per_class=1, output_dir=tiny_ddpm_dir, num_inference_steps=2, overwrite=True, progress=False)
+    assert (out / "precious.txt").read_text() == "precious" and (out / "sub" / "thesis.tex").read_text() == "thesis"
+    assert (tiny_ddpm_dir / "synthxray.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["syn"]  # and nothing was written beside it
+    (tmp_path / "empty").mkdir()  # an empty folder holds nothing to lose
+    assert len(generate_dataset(gen, per_class=1, output_dir=tmp_path / "empty", num_inference_steps=2, progress=False)) == 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"per_class": 0}, "per_class .*>= 1"),
+    ({"per_class": 1, "batch_size": 0}, "batch_size .*>= 1"),
+    ({"per_class": 1, "num_inference_steps": 0}, "num_inference_steps .*>= 1"),
+    ({"images_per_class": {"0": 0, "1": 0}}, "asks for no images"),
+    ({"per_class": 1, "check_memorization": "fx/doesnotexist"}, "no such folder, and no Hub repo"),
+])
+def test_bad_arguments_are_refused_before_any_file(tiny_ddpm_dir, tmp_path, kwargs, match):
+    gen = load_generator(tiny_ddpm_dir)
+    kwargs.setdefault("num_inference_steps", 2)
+    with pytest.raises(ValueError, match=match):
+        generate_dataset(gen, output_dir=tmp_path / "syn", progress=False, **kwargs)
+    assert list(tmp_path.iterdir()) == []  # no .partial that would block the corrected rerun
+    assert len(generate_dataset(gen, per_class=1, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)) == 2
+
+
+def test_output_dir_links_and_files(tiny_ddpm_dir, tmp_path):
+    gen = load_generator(tiny_ddpm_dir)
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="symlink to .*missing, which does not exist"):
+        generate_dataset(gen, per_class=1, output_dir=tmp_path / "dangling", num_inference_steps=2, progress=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file"):
+        generate_dataset(gen, per_class=1, output_dir=tmp_path / "file", num_inference_steps=2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "file"]
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")  # a link to a folder: written into the target
+    generate_dataset(gen, per_class=1, output_dir=tmp_path / "link", num_inference_steps=2, progress=False)
+    assert (tmp_path / "link").is_symlink() and len(load_dataset(tmp_path / "target")) == 2
+
+
+def test_failed_first_batch_does_not_block_a_rerun(tiny_ddpm_dir, tmp_path):
+    gen = load_generator(tiny_ddpm_dir)
+    original = gen._generate_batch
+
+    def broken(*args, **kwargs):
+        raise Interrupt("device lost")
+
+    gen._generate_batch = broken
+    with pytest.raises(Interrupt):
         generate_dataset(gen, per_class=1, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)
-    assert (tmp_path / "syn" / "mine.txt").read_text() == "precious"
-    generate_dataset(gen, per_class=1, output_dir=tmp_path / "syn", num_inference_steps=2, overwrite=True, progress=False)
-    assert not (tmp_path / "syn" / "mine.txt").exists() and len(load_dataset(tmp_path / "syn")) == 2
+    gen._generate_batch = original
+    ds = generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)  # other args: fine
+    assert len(ds) == 4
+
+
+def test_memorization_gate_records_figures(tiny_ddpm_dir, tiny_npz, tmp_path):
+    import json
+
+    gen = load_generator(tiny_ddpm_dir)
+    generate_dataset(gen, per_class=3, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False, check_memorization=tiny_npz)
+    manifest = json.loads((tmp_path / "syn" / "synthxray_dataset.json").read_text())
+    mem = manifest["memorization"]
+    assert mem["train"] == tiny_npz.name and mem["num_train"] == 24 and mem["num_synthetic"] == 6
+    pixel = mem["spaces"]["pixel"]
+    assert 0 <= pixel["fraction_below"] <= 1 and pixel["threshold"] > 0 and "feature" not in mem["spaces"]
+    assert len(pixel["closest_pairs"]) == 5
+    card = (tmp_path / "syn" / "README.md").read_text()
+    assert "Privacy check" in card and f"{100 * pixel['fraction_below']:.1f}%" in card
+    assert not list((tmp_path / "syn").rglob("memorization*"))  # no grid of training images beside the synthetic set
+    # a synthetic set that IS the training set is flagged, and the card says so
+    from synthxray.synthesis import memorization_summary
+
+    copied = memorization_summary(load_dataset(tiny_npz), load_dataset(tiny_npz), progress=False)
+    assert copied["spaces"]["pixel"]["fraction_below"] == 1.0
 
 
 def test_bad_counts(tiny_ddpm_dir):
@@ -89,3 +175,64 @@ def test_bad_counts(tiny_ddpm_dir):
         generate_dataset(gen)
     with pytest.raises(ValueError, match="unknown class 'dog'"):
         generate_dataset(gen, images_per_class={"dog": 1})
+
+
+# ---- the `synthxray generate` command: one-line errors, nothing written, Ctrl-C ------------------
+@pytest.mark.parametrize("flags, message", [
+    (["--per_class", "0"], "--per_class must be >= 1, got 0"),
+    (["--per_class", "1", "--batch_size", "0"], "--batch_size must be >= 1, got 0"),
+    (["--per_class", "1", "--num_inference_steps", "0"], "--num_inference_steps must be >= 1, got 0"),
+    (["--images_per_class", "0=x"], "--images_per_class: the count for '0' must be a whole number"),
+    (["--per_class", "1", "--check_memorization", "fx/doesnotexist"], "fx/doesnotexist: no such folder, and no Hub repo of that name"),
+])
+def test_generate_command_probes(tiny_ddpm_dir, tmp_path, capsys, flags, message):
+    from synthxray.cli import main
+
+    out = tmp_path / "syn"
+    assert main(["generate", "--model", str(tiny_ddpm_dir), "--output_dir", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+    rc = main(["generate", "--model", str(tiny_ddpm_dir), "--output_dir", str(out), "--per_class", "1", "--num_inference_steps", "2"])
+    assert rc == 0  # the corrected rerun is not blocked
+
+
+def test_generate_command_overwrite_keeps_foreign_folder(tiny_ddpm_dir, tmp_path, capsys):
+    from synthxray.cli import main
+
+    out = tmp_path / "thesis"
+    (out / "sub").mkdir(parents=True)
+    (out / "precious.txt").write_text("precious")
+    (out / "sub" / "thesis.tex").write_text("tex")
+    rc = main(["generate", "--model", str(tiny_ddpm_dir), "--output_dir", str(out), "--per_class", "1", "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--overwrite only replaces a synthxray dataset" in err and str(out) in err
+    assert (out / "precious.txt").is_file() and (out / "sub" / "thesis.tex").is_file()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    rc = main(["generate", "--model", str(tiny_ddpm_dir), "--output_dir", str(tmp_path / "dangling"), "--per_class", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "which does not exist" in err and len(err.splitlines()) == 1
+
+
+def test_generate_command_ctrl_c_says_how_to_resume(tiny_ddpm_dir, tmp_path, capsys, monkeypatch):
+    from synthxray.cli import main
+    from synthxray.generators.ddpm import DDPMGenerator
+
+    original = DDPMGenerator._generate_batch
+    calls = {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DDPMGenerator, "_generate_batch", interrupted)
+    argv = ["generate", "--model", str(tiny_ddpm_dir), "--output_dir", str(tmp_path / "syn"), "--per_class", "2",
+            "--batch_size", "1", "--num_inference_steps", "2"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: rerun the same command to resume" in err and "Traceback" not in err
+    assert len(list((tmp_path / "syn.partial" / "images").rglob("*.png"))) == 1
+    assert main(argv) == 0 and len(load_dataset(tmp_path / "syn")) == 4
+    assert calls["n"] == 5  # 1 image kept, 3 made on the rerun (after the interrupted call)

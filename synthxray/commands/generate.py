@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 # generators.base.SCHEDULERS (not imported: that loads diffusers for --help); tests/test_cli.py keeps them equal
 SCHEDULER_CHOICES = ("ddpm", "ddim", "dpm", "dpm-sde", "unipc")
@@ -23,7 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", choices=SCHEDULER_CHOICES, default=None, help="default: the generator's saved default")
     p.add_argument("--negative_prompt", default=None, help="Stable Diffusion generators only")
     p.add_argument("--image_folder", action="store_true", help="also keep PNGs in class sub-folders (OUT/image_folder/<class>/)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output_dir")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output_dir that holds a synthxray dataset (never other files)")
+    p.add_argument("--check_memorization", default=None, metavar="TRAIN",
+                   help="privacy gate: the generator's training set (any --dataset form); the finished set's nearest-training-image "
+                        "figures go into the manifest and card")
+    p.add_argument("--memorization_extractor", default=None,
+                   help="with --check_memorization: also compare in this extractor's feature space (e.g. inception); default pixels only")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.set_defaults(func=run)
 
@@ -34,7 +40,10 @@ def parse_counts(text: str) -> dict[str, int]:
         if "=" not in part:
             raise ValueError(f"--images_per_class expects name=count pairs, got {part!r}")
         name, n = part.split("=", 1)
-        counts[name.strip()] = int(n)
+        try:
+            counts[name.strip()] = int(n)
+        except ValueError:
+            raise ValueError(f"--images_per_class: the count for {name.strip()!r} must be a whole number, got {n!r}") from None
     return counts
 
 
@@ -42,16 +51,41 @@ def run(args: argparse.Namespace) -> int:
     from ..generators import load_generator
     from ..synthesis import generate_dataset
 
+    from ..synthesis import check_output_dir
+
+    counts = parse_counts(args.images_per_class) if args.images_per_class else None
+    for flag, value in (("--per_class", args.per_class), ("--batch_size", args.batch_size), ("--num_inference_steps", args.num_inference_steps)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    check_output_dir(args.output_dir, args.overwrite)  # before the generator loads: a refused folder costs nothing
+    if args.check_memorization is not None:
+        from ..data import load_dataset
+
+        load_dataset(args.check_memorization)  # a wrong TRAIN fails now, not after the generator has loaded
     kwargs = {"device": args.device} if args.device else {}
     gen = load_generator(args.model, revision=args.revision, **kwargs)
     extra = {"negative_prompt": args.negative_prompt} if args.negative_prompt else {}
-    ds = generate_dataset(
-        gen,
-        per_class=args.per_class,
-        images_per_class=parse_counts(args.images_per_class) if args.images_per_class else None,
-        seed=args.seed, output_dir=args.output_dir, batch_size=args.batch_size,
-        num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
-        image_folder=args.image_folder, overwrite=args.overwrite, **extra,
-    )
+    try:
+        ds = generate_dataset(
+            gen, per_class=args.per_class, images_per_class=counts,
+            seed=args.seed, output_dir=args.output_dir, batch_size=args.batch_size,
+            num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
+            image_folder=args.image_folder, overwrite=args.overwrite,
+            check_memorization=args.check_memorization, memorization_extractor=args.memorization_extractor, **extra,
+        )
+    except KeyboardInterrupt:
+        print(f"synthxray generate: interrupted: rerun the same command to resume (finished images are kept in {args.output_dir}.partial)",
+              file=sys.stderr)
+        return 130
     print(f"wrote {len(ds)} images ({', '.join(gen.class_names)}) to {args.output_dir}")
+    if args.check_memorization is not None:
+        import json
+        from pathlib import Path
+
+        from ..synthesis import MANIFEST
+
+        check = json.loads((Path(args.output_dir) / MANIFEST).read_text())["memorization"]
+        for space, sec in check["spaces"].items():
+            print(f"memorization ({space}): {sec['fraction_below']:.1%} of synthetic images are closer to a training image than "
+                  f"{sec['threshold']:.4g} (reference {sec['reference_fraction_below']:.1%}; {sec['threshold_from']})")
     return 0

@@ -187,7 +187,7 @@ class Generator(ABC):
         scheduler = scheduler or self.default("scheduler", "dpm")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {SCHEDULERS}")
-        steps = int(num_inference_steps or self.default("num_inference_steps", 20))
+        steps = int(self.default("num_inference_steps", 20) if num_inference_steps is None else num_inference_steps)
         if steps < 1:
             raise ValueError("num_inference_steps must be >= 1")
         guidance = float(self.default("guidance_scale", 1.0) if guidance_scale is None else guidance_scale)
