@@ -107,7 +107,8 @@ def read_dicom(
     elif use_file_window and "VOILUTSequence" in ds:
         lut = ds.VOILUTSequence[0]
         bits = int(lut.LUTDescriptor[2]) if "LUTDescriptor" in lut else 16
-        out = rescale(np.asarray(apply_voi_lut(values, ds, index=0, prefer_lut=True), dtype=np.float64), (0, 2**bits - 1))
+        looked_up = apply_voi_lut(np.rint(values).astype(np.int64), ds, index=0, prefer_lut=True)  # a LUT is indexed by integers
+        out = rescale(np.asarray(looked_up, dtype=np.float64), (0, 2**bits - 1))
     elif use_file_window and "WindowCenter" in ds and "WindowWidth" in ds:
         out = _window(values, _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR")).upper())
     else:
