@@ -13,6 +13,7 @@ COMMANDS = [
     "synthxray.commands.evaluate",
     "synthxray.commands.experiment",
     "synthxray.commands.generate",
+    "synthxray.commands.prepare",
     "synthxray.commands.push",
 ]
 

@@ -134,3 +134,33 @@ def test_missing_local_path_is_one_line(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "gone")
     with pytest.raises(DataError, match="a symlink to .*gone, which does not exist"):
         load_dataset(tmp_path / "link")
+
+
+def test_prepare_command_windows_and_refusals(tmp_path, capsys):
+    from synthxray.cli import main
+
+    root = make_dicom_folder(tmp_path / "dcm", per_class=2)
+    assert main(["prepare", "--input", str(root), "--output_dir", str(tmp_path / "narrow"), "--window_center", "1000",
+                 "--window_width", "200"]) == 0
+    assert "wrote 4 images (a, b)" in capsys.readouterr().out
+    narrow = load_dataset(tmp_path / "narrow")
+    assert main(["prepare", "--input", str(root), "--output_dir", str(tmp_path / "own"), "--ignore_file_window"]) == 0
+    own = load_dataset(tmp_path / "own")
+    assert narrow.column_names == ["image", "label"] and narrow.features["label"].names == ["a", "b"]
+    a, b = np.asarray(narrow[0]["image"]), np.asarray(own[0]["image"])
+    assert ((a == 0) | (a == 255)).mean() > 0.8 and ((b == 0) | (b == 255)).mean() < 0.2  # the window was applied
+    assert main(["prepare", "--input", str(root), "--output_dir", str(tmp_path / "win"), "--window", "0,4095", "--no_invert"]) == 0
+    for argv, message in (
+        (["--output_dir", str(tmp_path / "own")], "already exists and is not empty"),
+        (["--output_dir", str(tmp_path / "x"), "--window", "9,1"], "--window must be two finite numbers with LOW < HIGH"),
+        (["--output_dir", str(tmp_path / "x"), "--window_width", "10"], "--window_center and --window_width go together"),
+    ):
+        capsys.readouterr()
+        assert main(["prepare", "--input", str(root), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
+    for folder in ("narrow", "own", "win"):
+        for f in (tmp_path / folder).rglob("*"):
+            if f.is_file():
+                assert PATIENT_ID.encode() not in f.read_bytes() and b"img0" not in f.read_bytes()

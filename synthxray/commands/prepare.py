@@ -1,0 +1,77 @@
+"""``synthxray prepare``: read DICOM or 16-bit images once, with the window you choose, into a dataset every command reads."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="read a DICOM / 16-bit image folder or a file->label table into an 8-bit dataset folder (pixels and labels only)",
+        description="Reads --input once by the pixel rule (DICOM: rescale slope/intercept, then --window or the file's VOI "
+                    "LUT / window centre-width, MONOCHROME1 inverted) and writes a save_to_disk folder holding only the images "
+                    "and labels: no header field, no file name. Give that folder as --dataset / --real / --check_memorization.",
+    )
+    p.add_argument("--input", required=True, help="class-folder directory (images and/or .dcm), CSV/JSON file->label table, or any --dataset form")
+    p.add_argument("--output_dir", required=True, help="where the dataset folder is written (must not exist, or be empty)")
+    p.add_argument("--split", default="train", help="split of --input where it has several")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--window", default=None, metavar="LOW,HIGH",
+                        help="map LOW..HIGH to black..white, clipping outside (DICOM: in modality units, e.g. HU); overrides the files' own window")
+    window.add_argument("--window_center", type=float, default=None, help="with --window_width: a DICOM-style window")
+    window.add_argument("--ignore_file_window", action="store_true",
+                        help="DICOM: ignore the files' VOI LUT / window; rescale each image from its min to its max")
+    p.add_argument("--window_width", type=float, default=None, help="with --window_center")
+    invert = p.add_mutually_exclusive_group()
+    invert.add_argument("--invert", dest="invert", action="store_const", const=True, default=None, help="invert every image")
+    invert.add_argument("--no_invert", dest="invert", action="store_const", const=False, help="do not invert MONOCHROME1 DICOM files")
+    p.set_defaults(func=run)
+
+
+def window_from_args(args: argparse.Namespace):
+    """``(low, high)`` from ``--window`` or ``--window_center``/``--window_width``, else ``None``."""
+    from ..pixels import parse_window, window_from_center_width
+
+    if (args.window_center is None) != (args.window_width is None):
+        raise ValueError("--window_center and --window_width go together; give both (or --window LOW,HIGH)")
+    if args.window_center is not None:
+        return window_from_center_width(args.window_center, args.window_width)
+    return parse_window(args.window, "--window")
+
+
+def _as_8bit_png(row: dict) -> dict:
+    """The pixel rule, stored as PNG bytes without the source file's name."""
+    import io
+
+    from ..pixels import to_8bit
+
+    buf = io.BytesIO()
+    to_8bit(row["image"]).save(buf, format="PNG")
+    return {"image": {"bytes": buf.getvalue(), "path": None}}
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    from pathlib import Path
+
+    from ..data import load_dataset
+
+    window = window_from_args(args)
+    out = Path(args.output_dir).expanduser()
+    if out.is_symlink() and not out.exists():
+        raise FileNotFoundError(f"--output_dir {out} is a symlink to {os.readlink(out)}, which does not exist")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"--output_dir {out} already exists and is not empty; choose a new folder")
+    ds = load_dataset(args.input, split=args.split, window=window, use_file_window=not args.ignore_file_window, invert=args.invert)
+    ds = ds.select_columns(["image", "label"]).map(_as_8bit_png, desc="8-bit")  # plain 16-bit images: the same rule
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    ds.save_to_disk(str(staging))
+    if out.exists():
+        out.rmdir()  # empty, checked above
+    os.replace(staging, out)
+    names = ds.features["label"].names
+    print(f"wrote {len(ds)} images ({', '.join(names)}) to {out}")
+    return 0
