@@ -164,3 +164,17 @@ def test_prepare_command_windows_and_refusals(tmp_path, capsys):
         for f in (tmp_path / folder).rglob("*"):
             if f.is_file():
                 assert PATIENT_ID.encode() not in f.read_bytes() and b"img0" not in f.read_bytes()
+
+
+def test_train_script_missing_dataset_is_one_line(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script_path = Path(__file__).resolve().parents[2] / "train_scripts" / "train_ddpm.py"
+    spec = importlib.util.spec_from_file_location("train_ddpm_script_hospital", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--dataset", "fx/doesnotexist", "--output_dir", str(tmp_path / "o"), "--resolution", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert ": error: fx/doesnotexist: no such folder, and no Hub repo of that name" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
