@@ -11,6 +11,9 @@ def image_grid(images: Sequence[Image.Image], ncols: int, labels: Sequence[str] 
     """Tile images in rows of ``ncols``; ``labels`` (one per row) are written at each row's left."""
     if not images:
         raise ValueError("no images to tile")
+    from .pixels import to_8bit
+
+    images = [to_8bit(im) for im in images]  # 16-bit and float images by the one pixel rule
     w, h = images[0].size
     nrows = (len(images) + ncols - 1) // ncols
     left = 0
