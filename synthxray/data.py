@@ -50,14 +50,23 @@ def load_dataset(
     import datasets
 
     pixels = {"window": check_window(window, "window"), "use_file_window": use_file_window, "invert": invert}
-    if isinstance(source, datasets.DatasetDict):
-        return _normalise(_pick_split(source, split, "DatasetDict"), "DatasetDict")
-    if isinstance(source, datasets.Dataset):
+    pixel_options = window is not None or not use_file_window or invert is not None
+
+    def no_pixel_options(what: str) -> None:
+        if pixel_options:
+            raise DataError(f"{source}: window/use_file_window/invert (--window, --ignore_file_window, --invert/--no_invert) "
+                            f"apply to image or DICOM folders and file -> label tables, not to {what}")
+
+    if isinstance(source, (datasets.DatasetDict, datasets.Dataset)):
+        no_pixel_options("a datasets.Dataset")
+        if isinstance(source, datasets.DatasetDict):
+            return _normalise(_pick_split(source, split, "DatasetDict"), "DatasetDict")
         return _normalise(source, "dataset")
     text = str(source)
     path = Path(text).expanduser()
     if path.is_file():
         if path.suffix == ".npz":
+            no_pixel_options("an .npz file")
             return load_npz(path, split)
         if path.suffix.lower() in LABEL_TABLE_EXTENSIONS:
             return load_label_table(path, verify=verify, **pixels)
@@ -67,6 +76,7 @@ def load_dataset(
         )
     if path.is_dir():
         if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+            no_pixel_options("a save_to_disk dataset folder")
             loaded = datasets.load_from_disk(str(path))
             if isinstance(loaded, datasets.DatasetDict):
                 loaded = _pick_split(loaded, split, str(path))
@@ -77,11 +87,13 @@ def load_dataset(
                 return load_image_folder(class_root, verify=verify, **pixels)
         return load_image_folder(path, verify=verify, **pixels)
     if text.lower() in _medmnist_flags():
+        no_pixel_options("a MedMNIST dataset")
         return load_medmnist(text.lower(), split)
     if path.is_symlink():
         raise DataError(f"{text}: a symlink to {os.readlink(path)}, which does not exist")
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text or path.suffix.lower() in LOCAL_SUFFIXES:
         raise DataError(f"{text}: no such file or folder")
+    no_pixel_options("a Hub dataset")
     return _normalise(_load_hub(text, split, revision), text)
 
 

@@ -121,3 +121,13 @@ def test_npz_with_16bit_arrays_is_rescaled(tmp_path):
     np.savez(tmp_path / "deep.npz", train_images=images, train_labels=np.array([0, 1, 0, 1])[:, None])
     im = load_dataset(tmp_path / "deep.npz")[0]["image"]
     assert im.mode == "L" and im.getextrema() == (0, 255)
+
+
+def test_window_is_refused_where_it_cannot_apply(tiny_npz, tmp_path):
+    from synthxray.data import DataError
+
+    with pytest.raises(DataError, match=r"tinymnist.npz: window/use_file_window/invert .* not to an .npz file"):
+        load_dataset(tiny_npz, window=(0, 100))
+    load_dataset(tiny_npz).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(DataError, match="not to a save_to_disk dataset folder"):
+        load_dataset(tmp_path / "saved", invert=True)
