@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from ..errors import ExplainedError
 from .cards import CARD_FILE, KINDS, card_text, save_card
 from .metadata import DATASET_MANIFEST, DEFAULT_IGNORE, GENERATOR_CONFIG, _existing_folder, _old_sample_grids, _read_json
 
 logger = logging.getLogger("synthxray.hub")
 
 
-class HubPushError(RuntimeError):
+class HubPushError(ExplainedError, RuntimeError):
     """A push that could not finish; the message says why and what to do. Local files are untouched."""
 
 
