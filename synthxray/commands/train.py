@@ -26,6 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.common import run_trainer
+    from ..training import run_trainer
 
     return run_trainer(args.trainer, args.flags, prog=f"synthxray train {args.trainer}")

@@ -18,10 +18,23 @@ TRAINERS: dict[str, tuple[str, str]] = {
 }
 
 
+def run_trainer(name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """``run_script`` (the ``main`` of ``train_scripts/*.py``) for the trainer registered as ``name``."""
+    import importlib
+
+    from .common import run_script
+
+    if name not in TRAINERS:
+        print(f"{prog or 'synthxray train'}: error: unknown trainer {name!r}; choose one of {', '.join(TRAINERS)}",
+              file=sys.stderr)
+        return 2
+    module_name, config_name = TRAINERS[name]
+    module = importlib.import_module(module_name)
+    return run_script(getattr(module, config_name), module.train, argv, prog=prog)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m synthxray.training NAME [flags]`` (under ``accelerate launch -m`` for several processes)."""
-    from .common import run_trainer
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: python -m synthxray.training {{{','.join(TRAINERS)}}} [flags]   (NAME --help: its flags)")

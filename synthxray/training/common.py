@@ -388,17 +388,3 @@ def run_script(
     print(f"saved to {out}")
     return 0
 
-
-def run_trainer(name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """``run_script`` for the trainer registered as ``name`` in ``synthxray.training.TRAINERS``."""
-    import importlib
-
-    from . import TRAINERS
-
-    if name not in TRAINERS:
-        print(f"{prog or 'synthxray train'}: error: unknown trainer {name!r}; choose one of {', '.join(TRAINERS)}",
-              file=sys.stderr)
-        return 2
-    module_name, config_name = TRAINERS[name]
-    module = importlib.import_module(module_name)
-    return run_script(getattr(module, config_name), module.train, argv, prog=prog)

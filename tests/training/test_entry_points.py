@@ -13,8 +13,8 @@ import pytest
 
 from synthxray.cli import main as cli_main
 from synthxray.errors import ExplainedError, is_input_error
-from synthxray.training import TRAINERS
-from synthxray.training.common import run_script, run_trainer
+from synthxray.training import TRAINERS, run_trainer
+from synthxray.training.common import run_script
 from synthxray.training.ddpm import DDPMTrainingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
