@@ -6,9 +6,9 @@ Everything a user needs is importable from here; heavy sub-packages load on firs
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it (dynamic version)
 
 # public name -> module that defines it (loaded lazily, so `import synthxray` stays fast)
 _EXPORTS = {
@@ -31,6 +31,14 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (tests/test_package.py keeps both lists equal)
+    from .data import load_dataset
+    from .evaluation import evaluate, label_fidelity, list_extractors, memorization
+    from .experiments import augment, list_backbones, load_classifier, run_experiment
+    from .generators import Generator, list_generators, load_generator
+    from .hub import push_classifier, push_dataset, push_generator
+    from .synthesis import generate_dataset
 
 
 def __getattr__(name: str) -> Any:

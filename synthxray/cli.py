@@ -15,6 +15,7 @@ COMMANDS = [
     "synthxray.commands.generate",
     "synthxray.commands.prepare",
     "synthxray.commands.push",
+    "synthxray.commands.train",
 ]
 
 
@@ -34,9 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
-        # user errors: one clear line, not a traceback
-        print(f"synthxray {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        # the user's input errors: one clear line; anything unexpected keeps its traceback (synthxray.errors)
+        from .errors import is_input_error, message
+
+        if not is_input_error(exc):
+            raise
+        print(f"synthxray {args.command}: error: {message(exc)}", file=sys.stderr)
         return 2
 
 

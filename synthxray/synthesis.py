@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .generators.base import Generator
+from .manifest import DATASET_MANIFEST as MANIFEST
+from .manifest import PROVENANCE_COLUMNS, SEED_STRIDE
 
 logger = logging.getLogger("synthxray.synthesis")
-
-SEED_STRIDE = 1_000_000  # image i of class c uses seed + c * SEED_STRIDE + i
-MANIFEST = "synthxray_dataset.json"
-PROVENANCE_COLUMNS = (
-    "class_name", "generator", "generator_path", "generator_revision", "seed",
-    "scheduler", "num_inference_steps", "guidance_scale",
-)
 
 
 def sample_seed(seed: int, class_index: int, index: int) -> int:
@@ -169,7 +164,8 @@ def generate_dataset(
     if build.exists():
         shutil.rmtree(build)
     ds.save_to_disk(str(build))
-    manifest = {**job, "num_images": len(order), "seconds": round(elapsed, 1), "columns": list(features)}
+    manifest = {**job, "num_images": len(order), "seconds": round(elapsed, 1), "columns": list(features),
+                "provenance_columns": list(PROVENANCE_COLUMNS), "seed_stride": SEED_STRIDE}
     if train is not None:
         manifest["memorization"] = memorization_summary(train[1], build, memorization_extractor, progress, source=train[0])
     (build / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -11,11 +11,12 @@ from typing import Any, Sequence
 
 from PIL import Image
 
+from ..manifest import GENERATOR_CONFIG
 from ..registry import Registry
 
 GENERATORS: Registry[type["Generator"]] = Registry("generator")
 
-CONFIG_NAME = "synthxray.json"
+CONFIG_NAME = GENERATOR_CONFIG  # synthxray.manifest: the names of the files synthxray writes
 SCHEDULERS = ("ddpm", "ddim", "dpm", "dpm-sde", "unipc")
 
 

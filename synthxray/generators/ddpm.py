@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +24,7 @@ from PIL import Image
 
 from .base import GENERATORS, SCHEDULERS, Generator, GeneratorInfo, resolve_pretrained_dir
 
+logger = logging.getLogger("synthxray.generators.ddpm")
 
 TIMESTEP_SPACING: str | None = None  # None: the training config's (diffusers' DDPMScheduler: "leading")
 
@@ -198,6 +200,20 @@ class DDPMGenerator(Generator):
     def to(self, device: Any) -> "DDPMGenerator":
         self.pipeline.to(device)
         return self
+
+    def resolve_settings(
+        self, num_inference_steps: int | None, guidance_scale: float | None, scheduler: str | None
+    ) -> dict[str, Any]:
+        """As the base class, except that the ancestral ``ddpm`` sampler always runs all T training steps:
+        the settings (and so the provenance columns and manifest) record the steps actually run."""
+        settings = super().resolve_settings(num_inference_steps, guidance_scale, scheduler)
+        if settings["scheduler"] == "ddpm":
+            steps = int(self._train_scheduler_config["num_train_timesteps"])
+            if num_inference_steps is not None and int(num_inference_steps) != steps:
+                logger.info("the ddpm sampler runs all %d training steps; num_inference_steps=%s is ignored",
+                            steps, num_inference_steps)
+            settings["num_inference_steps"] = steps
+        return settings
 
     def _generate_batch(
         self, class_index: int, seeds: Sequence[int], num_inference_steps: int, guidance_scale: float, scheduler: str, **kwargs: Any

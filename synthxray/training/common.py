@@ -82,14 +82,14 @@ class TrainingConfig:
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "onecycle")
 
 
-def parse_config(config_cls: type[C], argv: Sequence[str] | None = None) -> C:
+def parse_config(config_cls: type[C], argv: Sequence[str] | None = None, prog: str | None = None) -> C:
     """Parse flags (or one ``.yaml``/``.json`` file as the only argument) into ``config_cls``.
 
-    Unknown flags or keys are errors.
+    Unknown flags or keys are errors. ``prog`` names the command in ``--help`` and usage errors.
     """
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(config_cls)
+    parser = HfArgumentParser(config_cls, prog=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
         return parser.parse_yaml_file(argv[0], allow_extra_keys=False)[0]
@@ -364,15 +364,27 @@ def finish_model_folder(cfg: TrainingConfig, folder: str | os.PathLike, kind: st
     hub.push_to_hub_if_requested(cfg, folder, kind=kind)
 
 
-def run_script(config_cls: type[C], train_fn: Callable[[C], Any], argv: Sequence[str] | None = None) -> int:
-    """The ``main`` of every ``train_scripts/*.py``: parse flags into ``config_cls``, train, and turn
-    bad input into one ``error:`` line and exit code 2 instead of a traceback."""
-    name = Path(sys.argv[0]).name
+def run_script(
+    config_cls: type[C], train_fn: Callable[[C], Any], argv: Sequence[str] | None = None, prog: str | None = None
+) -> int:
+    """The ``main`` of every ``train_scripts/*.py``, of ``synthxray train`` and ``python -m synthxray.training``:
+    parse flags into ``config_cls`` and train.
+
+    The project's own input errors (bad flags, files or data, caught by our validation) become one
+    ``PROG: error: ...`` line and exit code 2; unexpected exceptions keep their full traceback
+    (``synthxray.errors.is_input_error`` draws the line).
+    """
+    from ..errors import is_input_error, message
+
+    name = prog or Path(sys.argv[0]).name
     try:
-        cfg = parse_config(config_cls, argv)
+        cfg = parse_config(config_cls, argv, prog=prog)
         out = train_fn(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if not is_input_error(exc):
+            raise
+        print(f"{name}: error: {message(exc)}", file=sys.stderr)
         return 2
     print(f"saved to {out}")
     return 0
+

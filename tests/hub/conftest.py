@@ -71,6 +71,15 @@ def ddpm_folder(tiny_ddpm_dir, tmp_path) -> Path:
     return target
 
 
+@pytest.fixture
+def synthetic_folder(tiny_ddpm_dir, tmp_path):
+    from synthxray import generate_dataset, load_generator
+
+    gen = load_generator(tiny_ddpm_dir, device="cpu")
+    counts = {gen.class_names[0]: 2, gen.class_names[1]: 3}
+    out = tmp_path / "synthetic"
+    generate_dataset(gen, images_per_class=counts, seed=7, output_dir=out, num_inference_steps=2, progress=False)
+    return out
 
 
 # ---- tiny Stable Diffusion generators (random weights, built offline) ------------------------------

@@ -151,3 +151,18 @@ def test_hub_classifier_card_of_an_experiment_run(tmp_path):
     for needle in ("| recipe | synth-50 |", "| seed | 1 |", "| accuracy | 0.9 |", "False (random init)"):
         assert needle in text, needle
     assert front_matter(text)["synthxray"]["metrics"] == {"accuracy": 0.9, "f1": 0.91}
+
+
+def test_templates_ship_in_the_package_and_the_env_override_wins(tmp_path, monkeypatch, ddpm_folder):
+    monkeypatch.delenv("SYNTHXRAY_MODEL_CARDS", raising=False)
+    packaged = hub.template_dir()
+    assert packaged.parent.name == "hub" and (packaged / "dataset.md").is_file()
+    own = tmp_path / "cards"
+    own.mkdir()
+    for name in ("generator.md", "dataset.md", "classifier.md"):
+        (own / name).write_text("{{ card_data }}\n\n# ours: {{ name }}\n\n{{ marker }} -->\n")
+    monkeypatch.setenv("SYNTHXRAY_MODEL_CARDS", str(own))
+    assert "# ours: alice/x" in hub.render_generator_card(ddpm_folder, repo_id="alice/x")
+    (own / "classifier.md").unlink()
+    with pytest.raises(FileNotFoundError, match="SYNTHXRAY_MODEL_CARDS=.*classifier.md"):
+        hub.render_generator_card(ddpm_folder)

@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from hub_testing import ALICE, snapshot, unexpected_strays
-
-
-@pytest.fixture
-def synthetic_folder(tiny_ddpm_dir, tmp_path):
-    from synthxray import generate_dataset, load_generator
-
-    gen = load_generator(tiny_ddpm_dir, device="cpu")
-    counts = {gen.class_names[0]: 2, gen.class_names[1]: 3}
-    out = tmp_path / "synthetic"
-    generate_dataset(gen, images_per_class=counts, seed=7, output_dir=out, num_inference_steps=2, progress=False)
-    return out
 
 
 PUSH_AND_LOAD = r'''

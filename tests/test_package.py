@@ -1,0 +1,88 @@
+"""The package's public surface as tools see it: lazy names = type-checker names, one version, py.typed."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import synthxray
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _type_checking_imports() -> dict[str, str]:
+    tree = ast.parse((ROOT / "synthxray" / "__init__.py").read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING")
+    return {a.asname or a.name: f"synthxray.{node.module}" for node in block.body for a in node.names}
+
+
+def test_type_checking_imports_match_the_lazy_exports():
+    assert _type_checking_imports() == synthxray._EXPORTS
+
+
+def test_every_lazy_export_resolves():
+    for name, module in synthxray._EXPORTS.items():
+        assert getattr(importlib.import_module(module), name) is not None, f"{module} has no {name}"
+
+
+def test_version_is_written_once():
+    """pyproject.toml reads synthxray.__version__ (the wheel's metadata version is checked by .ci/run)."""
+    tomllib = importlib.import_module("tomllib") if sys.version_info >= (3, 11) else pytest.importorskip("tomli")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "synthxray.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+)?", synthxray.__version__)
+
+
+def test_typed_marker_and_card_templates_are_package_data():
+    package = ROOT / "synthxray"
+    assert (package / "py.typed").is_file()
+    assert {p.name for p in (package / "hub" / "templates").glob("*.md")} == {"generator.md", "dataset.md", "classifier.md"}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """synthxray module -> synthxray modules it imports (module- and function-level; TYPE_CHECKING blocks skipped)."""
+    files = {}
+    for f in (ROOT / "synthxray").rglob("*.py"):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for module, f in files.items():
+        tree = ast.parse(f.read_text())
+        skip = {id(c) for n in ast.walk(tree) if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
+                for c in ast.walk(n)}
+        package = module.split(".") if f.name == "__init__.py" else module.split(".")[:-1]
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).strip(".") if node.level else node.module
+                targets = [base, *(f"{base}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[module] |= {t for t in targets if t in files and t != module}
+    return graph
+
+
+def test_no_import_circles():
+    graph = _import_graph()
+    circles = []
+    for start in graph:  # a path back to the start through the graph is a circle
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert not circles, "import circles:\n" + "\n".join(sorted(set(circles)))
+
