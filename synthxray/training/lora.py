@@ -83,8 +83,8 @@ class LoRA(FineTuneMethod):
     def register_checkpoint_hooks(self, accelerator, cfg: LoRAConfig, unet, text_encoder) -> None:
         """Checkpoints hold the adapters only (a few MB), not the frozen base weights."""
         from diffusers import StableDiffusionPipeline
-        from diffusers.training_utils import _set_state_dict_into_text_encoder, cast_training_params
-        from diffusers.utils import convert_unet_state_dict_to_peft
+        from diffusers.training_utils import cast_training_params
+        from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft, convert_unet_state_dict_to_peft
         from peft.utils import set_peft_model_state_dict
 
         unet_cls = type(accelerator.unwrap_model(unet))
@@ -113,8 +113,10 @@ class LoRA(FineTuneMethod):
             unexpected = getattr(result, "unexpected_keys", None)
             if unexpected:
                 logger.warning("unexpected keys loading the UNet adapter from %s: %s", input_dir, unexpected)
-            if found_text is not None:
-                _set_state_dict_into_text_encoder(state, prefix="text_encoder.", text_encoder=found_text)
+            if found_text is not None:  # the file's text-encoder keys, in peft's naming
+                text_state = {k[len("text_encoder."):]: v for k, v in state.items() if k.startswith("text_encoder.")}
+                text_state = convert_state_dict_to_peft(convert_state_dict_to_diffusers(text_state))
+                set_peft_model_state_dict(found_text, text_state, adapter_name="default")
             cast_training_params([m for m in (found_unet, found_text) if m is not None], dtype=torch.float32)
 
         accelerator.register_save_state_pre_hook(save_hook)
