@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from diffusers import (
     DDIMScheduler,
@@ -19,6 +18,7 @@ from diffusers import (
     UNet2DModel,
     UniPCMultistepScheduler,
 )
+from diffusers.utils import numpy_to_pil
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
@@ -79,9 +79,11 @@ class ClassConditionalDDPMPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(self, unet: UNet2DModel, scheduler) -> None:
+    def __init__(self, unet: UNet2DModel, scheduler, image_size: int | None = None) -> None:
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
+        # a UNet trained on padded images (28 px padded to 32) returns its centre ``image_size`` pixels
+        self.register_to_config(image_size=image_size)
 
     @property
     def null_class(self) -> int:
@@ -118,6 +120,10 @@ class ClassConditionalDDPMPipeline(DiffusionPipeline):
                 out_c, out_u = out.chunk(2)
                 out = out_u + guidance_scale * (out_c - out_u)
             image = self.scheduler.step(out, t, image, **step_kwargs).prev_sample
+        crop = getattr(self.config, "image_size", None)
+        if crop and crop < size:
+            left = (size - crop) // 2
+            image = image[..., left : left + crop, left : left + crop]
         image = (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
         if output_type == "pil":
             image = numpy_to_pil(image)
@@ -126,12 +132,10 @@ class ClassConditionalDDPMPipeline(DiffusionPipeline):
         return ImagePipelineOutput(images=image)
 
 
-def numpy_to_pil(images: np.ndarray) -> list[Image.Image]:
-    """(N, H, W, C) floats in [0, 1] to PIL images; one channel becomes mode "L"."""
-    arr = (images * 255).round().astype("uint8")
-    if arr.shape[-1] == 1:
-        return [Image.fromarray(a[..., 0], mode="L") for a in arr]
-    return [Image.fromarray(a) for a in arr]
+def padded_resolution(resolution: int, levels: int) -> int:
+    """``resolution`` rounded up to a multiple of ``2**(levels-1)``, the sizes a UNet of ``levels`` levels takes."""
+    factor = 2 ** (levels - 1)
+    return -(-resolution // factor) * factor
 
 
 def build_unet(

@@ -98,11 +98,22 @@ def parse_config(config_cls: type[C], argv: Sequence[str] | None = None, prog: s
     return parser.parse_args_into_dataclasses(args=argv)[0]
 
 
-def prepare_output_dir(cfg: TrainingConfig) -> Path:
-    """Create ``output_dir``, refusing to mix runs: another run's folder needs --overwrite_output_dir."""
-    out = Path(cfg.output_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output_dir {out} is a file")
+def check_output_dir(cfg: TrainingConfig) -> Path:
+    """Check ``--output_dir`` can take this run, writing nothing: it must be creatable, and another run's
+    folder needs --overwrite_output_dir (or --resume_from_checkpoint to continue it)."""
+    out = Path(cfg.output_dir).expanduser()
+    for p in (out, *out.parents):
+        if p.is_symlink() and not p.exists():
+            where = "" if p == out else f" (its parent {p})"
+            raise FileNotFoundError(
+                f"--output_dir {cfg.output_dir}{where} is a symbolic link to {os.readlink(p)}, which does not exist; "
+                "create the target or choose another folder"
+            )
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == out else f"is inside {p}, which is a file"
+                raise FileExistsError(f"--output_dir {cfg.output_dir} {where}; choose a folder")
+            break
     if out.is_dir() and any(out.iterdir()):
         ours = (out / CONFIG_FILE).is_file()
         if not ours and not cfg.overwrite_output_dir:
@@ -115,7 +126,16 @@ def prepare_output_dir(cfg: TrainingConfig) -> Path:
                 f"output_dir {out} holds checkpoints of an earlier run; pass --resume_from_checkpoint latest to continue "
                 "it or --overwrite_output_dir to start again"
             )
-    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def prepare_output_dir(cfg: TrainingConfig) -> Path:
+    """:func:`check_output_dir`, then create the folder. Call it once every input has been checked."""
+    out = check_output_dir(cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileExistsError(f"--output_dir {cfg.output_dir}: cannot create it ({exc.strerror or exc})") from None
     return out
 
 
@@ -164,11 +184,22 @@ def hardware_summary(accelerator) -> str:
     return f"cpu ({os.cpu_count()} cores) x {accelerator.num_processes} process(es)"
 
 
+def training_layout(accelerator, cfg: TrainingConfig) -> dict[str, Any]:
+    """How the run was spread: processes and the examples one optimiser step sees (recorded with the model)."""
+    return {
+        "num_processes": accelerator.num_processes,
+        "distributed_type": str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type)),
+        "total_batch_size": accelerator.num_processes * cfg.train_batch_size * cfg.gradient_accumulation_steps,
+    }
+
+
 class TrainState:
     """Step, epoch and training-seconds counters, saved inside every checkpoint.
 
     ``seconds`` is the wall-clock time spent in the step loop over all runs so far (resumed runs
-    add to it), which is what ``--max_train_minutes`` budgets.
+    add to it), which is what ``--max_train_minutes`` budgets. On N processes the budget reads the
+    main process's clock (:meth:`sync_clock`), so every rank takes the same learning rate and stops
+    at the same step.
     """
 
     def __init__(self) -> None:
@@ -176,14 +207,28 @@ class TrainState:
         self.epoch = 0
         self.seconds = 0.0
         self._clock: float | None = None
+        self._shared: float | None = None
 
     def start_clock(self) -> None:
         """Start counting this run's time on top of the seconds already in the state."""
-        self._base, self._clock = self.seconds, time.monotonic()
+        self._base, self._clock, self._shared = self.seconds, time.monotonic(), None
 
     def elapsed(self) -> float:
-        """Training seconds so far, this run included."""
+        """Training seconds so far, this run included (this process's clock)."""
         return self.seconds if self._clock is None else self._base + time.monotonic() - self._clock
+
+    def sync_clock(self, accelerator) -> None:
+        """Adopt the main process's :meth:`elapsed` on every process (a no-op on one process)."""
+        if accelerator.num_processes == 1:
+            return
+        from accelerate.utils import broadcast
+
+        seconds = torch.tensor([self.elapsed()], dtype=torch.float64, device=accelerator.device)
+        self._shared = float(broadcast(seconds, from_process=0).item())
+
+    def budget_seconds(self) -> float:
+        """The training time budgets are judged by: the main process's after :meth:`sync_clock`."""
+        return self.elapsed() if self._shared is None else self._shared
 
     def state_dict(self) -> dict[str, float]:
         return {"step": self.step, "epoch": self.epoch, "seconds": self.elapsed()}
@@ -203,7 +248,7 @@ def progress(cfg: TrainingConfig, state: TrainState, max_steps: int) -> float:
 
 def budget_fraction(cfg: TrainingConfig, state: TrainState) -> float:
     """Training time over ``--max_train_minutes`` (0 without a budget)."""
-    return state.elapsed() / (60.0 * cfg.max_train_minutes) if cfg.max_train_minutes else 0.0
+    return state.budget_seconds() / (60.0 * cfg.max_train_minutes) if cfg.max_train_minutes else 0.0
 
 
 def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
@@ -230,61 +275,87 @@ def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
     return True
 
 
-def lr_factor(name: str, progress: float, step: int = 0, warmup_steps: int = 0) -> float:
-    """The learning rate as a fraction of its peak, ``progress`` (0..1) through the run.
-
-    ``onecycle`` is torch's OneCycleLR shape (seed 001): cosine rise from peak/25 over the first 30%,
-    cosine fall to peak/25e4 (the learning rate only; betas are not cycled). ``linear`` and ``cosine``
-    decay to 0; ``*_with_warmup`` and ``lr_warmup_steps`` multiply by a linear ramp over the first steps.
-    """
+def onecycle_factor(progress: float) -> float:
+    """torch's OneCycleLR shape (seed 001) as a fraction of the peak, ``progress`` (0..1) through the run:
+    cosine rise from peak/25 over the first 30%, cosine fall to peak/25e4 (the learning rate only; betas
+    are not cycled)."""
     p = min(max(progress, 0.0), 1.0)
-    warm = min(1.0, step / warmup_steps) if warmup_steps and name != "onecycle" else 1.0
-    if name == "constant":
-        return 1.0
-    if name == "constant_with_warmup":
-        return warm
-    if name == "linear":
-        return warm * (1.0 - p)
-    if name == "cosine":
-        return warm * 0.5 * (1.0 + math.cos(math.pi * p))
-    if name == "onecycle":
-        start, peak, end, rise = 1 / 25, 1.0, 1 / 25 / 1e4, 0.3
+    start, peak, end, rise = 1 / 25, 1.0, 1 / 25 / 1e4, 0.3
 
-        def anneal(a: float, b: float, frac: float) -> float:
-            return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    def anneal(a: float, b: float, frac: float) -> float:
+        return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
-        return anneal(start, peak, p / rise) if p < rise else anneal(peak, end, (p - rise) / (1 - rise))
-    raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {name!r}")
+    return anneal(start, peak, p / rise) if p < rise else anneal(peak, end, (p - rise) / (1 - rise))
 
 
 def make_lr_scheduler(
     cfg: TrainingConfig, optimizer: torch.optim.Optimizer, total_steps: int, num_processes: int = 1,
     state: TrainState | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """The learning-rate schedule named by ``cfg.lr_scheduler``, driven by the run's progress.
+    """The learning-rate schedule named by ``cfg.lr_scheduler`` over ``total_steps`` optimiser steps.
 
-    Progress is steps over ``total_steps``; with ``--max_train_minutes`` (and ``state``, whose clock
-    the train loop runs) it is the further of that and time over the budget, so a run stopped by
-    its budget has still annealed.
+    constant, constant_with_warmup, linear and cosine are ``diffusers.optimization.get_scheduler``'s
+    (warm-up over ``--lr_warmup_steps``, then the decay over the remaining steps); onecycle is
+    :func:`onecycle_factor`. With ``--max_train_minutes`` (and ``state``, whose clock the train loop
+    runs) the schedule is read at the further of the step count and the time spent, as a share of
+    ``total_steps``, so a run stopped by its budget has still annealed. ``num_processes``: an
+    accelerate-prepared scheduler steps once per process for every optimiser step (diffusers' scripts
+    scale the same way).
     """
-    steps = max(total_steps * num_processes, 1)  # an accelerate-prepared scheduler steps once per process
-    warmup = cfg.lr_warmup_steps * num_processes
+    from diffusers.optimization import get_scheduler
+
+    steps = max(total_steps * num_processes, 1)
+    if cfg.lr_scheduler == "onecycle":
+        base: Callable[[float], float] = lambda count: onecycle_factor(count / steps)  # noqa: E731
+    elif cfg.lr_scheduler in LR_SCHEDULERS:
+        library = get_scheduler(
+            cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * num_processes, num_training_steps=steps
+        )
+        if state is None or not cfg.max_train_minutes:
+            return library
+        base = library.lr_lambdas[0]
+    else:
+        raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {cfg.lr_scheduler!r}")
 
     def factor(count: int) -> float:
-        done = count / steps if state is None else max(count / steps, budget_fraction(cfg, state))
-        return lr_factor(cfg.lr_scheduler, done, count, warmup)
+        if state is not None and cfg.max_train_minutes:
+            return base(max(count, budget_fraction(cfg, state) * steps))
+        return base(count)
 
+    for group in optimizer.param_groups:  # a second LambdaLR on this optimiser starts from the same peak
+        group["lr"] = group.get("initial_lr", group["lr"])
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def is_prepared(dataloader) -> bool:
+    """Whether ``dataloader`` went through ``accelerator.prepare`` (it then yields this process's share)."""
+    from accelerate.data_loader import DataLoaderDispatcher, DataLoaderShard
+
+    return isinstance(dataloader, (DataLoaderShard, DataLoaderDispatcher))
+
+
 def steps_and_epochs(cfg: TrainingConfig, num_epochs: int | None, batches_per_epoch: int) -> tuple[int, int]:
-    """Resolve (max_steps, num_epochs) from either max_train_steps or an epoch count."""
+    """Resolve (max_steps, num_epochs) from either max_train_steps or an epoch count, for
+    ``batches_per_epoch`` batches per process (see :func:`plan_steps`)."""
     updates_per_epoch = max(1, math.ceil(batches_per_epoch / cfg.gradient_accumulation_steps))
     if cfg.max_train_steps:
         return cfg.max_train_steps, math.ceil(cfg.max_train_steps / updates_per_epoch)
     if not num_epochs:
         raise ValueError("set max_train_steps or an epoch count")
     return num_epochs * updates_per_epoch, num_epochs
+
+
+def plan_steps(cfg: TrainingConfig, num_epochs: int | None, dataloader, accelerator=None) -> tuple[int, int]:
+    """(max_steps, num_epochs) for training on ``dataloader`` with ``accelerator``'s processes.
+
+    ``num_epochs`` is passes over the data in total, not per process: on N processes each rank sees
+    1/N of the batches, so an epoch is ``len(prepared dataloader)`` optimiser steps. Give the prepared
+    dataloader, or the plain one with the accelerator (its batches are then split by N here).
+    """
+    batches = len(dataloader)
+    if accelerator is not None and accelerator.num_processes > 1 and not is_prepared(dataloader):
+        batches = math.ceil(batches / accelerator.num_processes)
+    return steps_and_epochs(cfg, num_epochs, batches)
 
 
 def train_loop(
@@ -302,13 +373,25 @@ def train_loop(
 ) -> None:
     """Run optimiser steps until ``max_steps``: accumulation, clipping, logging, checkpoints, resume.
 
-    ``loss_fn(batch)`` returns the scalar loss; ``on_step(step)`` runs after every optimiser step
-    (EMA updates, sample grids) and before the checkpoint for that step is written.
+    ``loss_fn(batch)`` returns the scalar loss; ``on_step(step)`` runs on every process after every
+    optimiser step (EMA updates; sample grids guarded by ``accelerator.is_main_process``) and before
+    the checkpoint for that step is written. On N processes, ``dataloader`` must be the prepared one
+    and ``max_steps`` come from :func:`plan_steps`; every rank calls ``save_state`` (accelerate writes
+    the weights once, from the main process, and one RNG file per rank) and the time budget is judged
+    on the main process's clock, so all ranks stop at the same step.
     """
     from tqdm.auto import tqdm
 
+    if accelerator.num_processes > 1 and not is_prepared(dataloader):
+        raise ValueError("train_loop on several processes needs the dataloader returned by accelerator.prepare")
     params_to_clip = list(params_to_clip) if params_to_clip is not None else [p for m in models for p in m.parameters() if p.requires_grad]
     updates_per_epoch = max(1, math.ceil(len(dataloader) / cfg.gradient_accumulation_steps))
+    logger.info(
+        "%d process(es) x batch %d x accumulation %d = %d examples per step; %d steps per epoch, %d steps (%.3g epochs)",
+        accelerator.num_processes, cfg.train_batch_size, cfg.gradient_accumulation_steps,
+        accelerator.num_processes * cfg.train_batch_size * cfg.gradient_accumulation_steps,
+        updates_per_epoch, max_steps, max_steps / updates_per_epoch,
+    )
     state.start_clock()
     bar = tqdm(total=max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
     for m in models:
@@ -324,8 +407,11 @@ def train_loop(
             with accelerator.accumulate(*models):
                 loss = loss_fn(batch)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params_to_clip, cfg.max_grad_norm)
+                if accelerator.sync_gradients:
+                    if cfg.max_train_minutes:
+                        state.sync_clock(accelerator)  # the schedule and the stop read one clock on all ranks
+                    if cfg.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(params_to_clip, cfg.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -350,6 +436,7 @@ def train_loop(
                 max_steps = state.step
             if state.step >= max_steps:
                 break
+    state.epoch = state.step // updates_per_epoch
     bar.close()
 
 

@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from ..data import class_names as dataset_class_names
-from ..data import is_grayscale, load_dataset, with_image_transform
+from ..data import DataError, is_grayscale, load_dataset, with_image_transform
 from ..generators.base import SCHEDULERS, GeneratorInfo
-from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet
+from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet, padded_resolution
 from ..images import class_grid
 from .common import (
     TrainingConfig,
     TrainState,
+    check_output_dir,
+    finish_model_folder,
+    hardware_summary,
     help_field,
     make_accelerator,
     make_lr_scheduler,
+    plan_steps,
     prepare_output_dir,
     resume,
-    steps_and_epochs,
-    finish_model_folder,
-    hardware_summary,
     train_loop,
+    training_layout,
     write_config,
 )
 from .diffusion import WEIGHTING_SCHEMES, add_noise, diffusion_loss, diffusion_target
@@ -44,9 +46,14 @@ class DDPMTrainingConfig(TrainingConfig):
 
     dataset: str = help_field("", "Image folder with class sub-folders, MedMNIST .npz or name, save_to_disk folder, or Hub id.")
     dataset_split: str = help_field("train", "Split to train on.")
-    resolution: int = help_field(32, "Square training resolution (divisible by 2**(levels-1)).")
+    resolution: int = help_field(
+        32,
+        "Square image size, e.g. 28 for MedMNIST's native files. A size the UNet cannot halve len(block_out_channels)-1 "
+        "times (28 with the default 4 levels) is padded (edge pixels repeated) to the next multiple of 2**(levels-1) "
+        "for the UNet (28 -> 32) and generated images are cropped back to it, so the default model works at any size.",
+    )
     channels: int | None = help_field(None, "1 or 3; default: 1 when the data is grayscale.")
-    num_epochs: int = help_field(50, "Epochs, used when max_train_steps is not set.")
+    num_epochs: int = help_field(50, "Passes over the training data in total (on N processes too), used when max_train_steps is not set.")
     learning_rate: float = help_field(
         2e-3, "Peak learning rate (seed 001: 2e-4; 2e-3 trains this small UNet fastest on a short budget, benchmarks/RESULTS.md)."
     )
@@ -119,14 +126,27 @@ class DDPMTrainingConfig(TrainingConfig):
             raise ValueError(f"--weighting_scheme must be one of {WEIGHTING_SCHEMES}, got {self.weighting_scheme!r}")
         if self.logit_std <= 0:
             raise ValueError("--logit_std must be > 0")
-        # fail before any data is read if the UNet cannot take this resolution
-        build_unet(2, self.resolution, 1, self.block_out_channels, 1, norm_num_groups=min(self.block_out_channels))
+        if self.resolution < 1:
+            raise ValueError(f"--resolution must be a positive number of pixels, got {self.resolution}")
+        if not self.block_out_channels or min(self.block_out_channels) < 1:
+            raise ValueError(f"--block_out_channels must be positive widths, got {self.block_out_channels}")
+        if self.num_epochs < 1:
+            raise ValueError(f"--num_epochs must be >= 1, got {self.num_epochs}")
+        if self.max_train_images is not None and self.max_train_images < 1:
+            raise ValueError(f"--max_train_images must be >= 1, got {self.max_train_images}")
+        # fail before any data is read if the UNet cannot be built
+        build_unet(2, self.unet_resolution, 1, self.block_out_channels, 1, norm_num_groups=min(self.block_out_channels))
+
+    @property
+    def unet_resolution(self) -> int:
+        """The size the UNet runs at: ``resolution`` padded up to a multiple of ``2**(levels-1)``."""
+        return padded_resolution(self.resolution, len(self.block_out_channels))
 
 
 def build_model(cfg: DDPMTrainingConfig, num_classes: int, channels: int) -> tuple[UNet2DModel, DDPMScheduler]:
     """The UNet (random weights) and noise scheduler ``cfg`` describes."""
     unet = build_unet(
-        num_classes, cfg.resolution, channels, cfg.block_out_channels, cfg.layers_per_block,
+        num_classes, cfg.unet_resolution, channels, cfg.block_out_channels, cfg.layers_per_block,
         attention_levels=[False] * (len(cfg.block_out_channels) - 1) + [cfg.attention],
         attention_head_dim=cfg.attention_head_dim, mid_block_attention=cfg.mid_block_attention,
     )
@@ -137,33 +157,52 @@ def build_model(cfg: DDPMTrainingConfig, num_classes: int, channels: int) -> tup
     return unet, noise_scheduler
 
 
-def train(cfg: DDPMTrainingConfig) -> Path:
-    """Train, checkpoint, and save the EMA pipeline to ``cfg.output_dir``; returns that folder."""
-    from accelerate.utils import set_seed
-    from diffusers.training_utils import EMAModel
-
-    out = prepare_output_dir(cfg)
-    accelerator = make_accelerator(cfg, log_with=cfg.logger)
-    if accelerator.is_main_process:
-        write_config(cfg, out)
-
+def load_training_data(cfg: DDPMTrainingConfig):
+    """``(dataset, class names, channels)``, checked: every problem found here stops the run before
+    anything is written. One class trains (a one-class generator is a valid aim) but is warned about."""
     ds = load_dataset(cfg.dataset, split=cfg.dataset_split)
+    if len(ds) == 0:
+        raise DataError(f"--dataset {cfg.dataset} (split {cfg.dataset_split!r}) holds no images")
     if cfg.max_train_images:
         ds = ds.select(range(min(cfg.max_train_images, len(ds))))
     names = dataset_class_names(ds)
+    if len(names) == 1:
+        logger.warning(
+            "--dataset %s has one class (%r): the class-conditional model learns it alone, its labels carry no "
+            "information and --guidance_scale has no effect. If the data has one sub-folder per class, point "
+            "--dataset at their parent folder.", cfg.dataset, names[0],
+        )
     channels = cfg.channels or (1 if is_grayscale(ds) else 3)
+    return ds, names, channels
+
+
+def train(cfg: DDPMTrainingConfig) -> Path:
+    """Train, checkpoint, and save the EMA pipeline to ``cfg.output_dir``; returns that folder.
+
+    Data-parallel on N processes (``accelerate launch``): ``--num_epochs`` counts passes over the data
+    in total and every count (steps, checkpoints, schedule, budget) is the same as on one process.
+    """
+    from accelerate.utils import set_seed
+    from diffusers.training_utils import EMAModel
+
+    check_output_dir(cfg)
+    accelerator = make_accelerator(cfg, log_with=cfg.logger)
+    with accelerator.main_process_first():  # the first load may convert and cache the data
+        ds, names, channels = load_training_data(cfg)
     augment = None
     if cfg.random_flip:
         from torchvision.transforms import RandomHorizontalFlip
 
         augment = RandomHorizontalFlip()
     train_ds = with_image_transform(ds, cfg.resolution, channels, augment)
+    pad = cfg.unet_resolution - cfg.resolution
+    padding = (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2)
 
     def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
-        return {
-            "pixel_values": torch.stack([r["pixel_values"] for r in rows]),
-            "label": torch.tensor([r["label"] for r in rows], dtype=torch.long),
-        }
+        pixels = torch.stack([r["pixel_values"] for r in rows])
+        if pad:  # e.g. 28 -> 32: repeat the edge pixels; generation crops them off again
+            pixels = torch.nn.functional.pad(pixels, padding, mode="replicate")
+        return {"pixel_values": pixels, "label": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
 
     dataloader = torch.utils.data.DataLoader(
         train_ds, batch_size=cfg.train_batch_size, shuffle=True, drop_last=len(ds) > cfg.train_batch_size,
@@ -171,11 +210,17 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     )
     set_seed(cfg.seed)
     unet, noise_scheduler = build_model(cfg, len(names), channels)
+    # every input is checked: only now is anything written
+    out = prepare_output_dir(cfg) if accelerator.is_main_process else Path(cfg.output_dir)
+    if accelerator.is_main_process:
+        write_config(cfg, out)
+    accelerator.wait_for_everyone()
+
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
-    max_steps, _ = steps_and_epochs(cfg, cfg.num_epochs, len(dataloader))
+    unet, optimizer, dataloader = accelerator.prepare(unet, optimizer, dataloader)
+    max_steps, num_epochs = plan_steps(cfg, cfg.num_epochs, dataloader, accelerator)  # per process, after sharding
     state = TrainState()
-    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state)
-    unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, dataloader, lr_scheduler)
+    lr_scheduler = accelerator.prepare(make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state))
 
     ema = None
     if cfg.use_ema:
@@ -211,7 +256,10 @@ def train(cfg: DDPMTrainingConfig) -> Path:
             backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
             data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds)},
             defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
-            extra={"train_steps": state.step, "train_config": cfg.to_dict(), "hardware": hardware_summary(accelerator)},
+            extra={
+                "train_steps": state.step, "train_config": cfg.to_dict(), "hardware": hardware_summary(accelerator),
+                **training_layout(accelerator, cfg),
+            },
         )
 
     def pipeline_with_ema_weights() -> ClassConditionalDDPMPipeline:
@@ -220,7 +268,10 @@ def train(cfg: DDPMTrainingConfig) -> Path:
             model = type(model).from_config(model.config)
             ema.copy_to(model.parameters())
         model.to(accelerator.device).eval()
-        pipe = ClassConditionalDDPMPipeline(unet=model, scheduler=DDPMScheduler.from_config(noise_scheduler.config))
+        pipe = ClassConditionalDDPMPipeline(
+            unet=model, scheduler=DDPMScheduler.from_config(noise_scheduler.config),
+            image_size=cfg.resolution if pad else None,
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -243,7 +294,10 @@ def train(cfg: DDPMTrainingConfig) -> Path:
                 tracker.writer.add_image("samples", arr, step, dataformats="HWC")
         unet.train()
 
-    logger.info("training %d classes %s at %dpx, %d channel(s), %d images, %d steps", len(names), names, cfg.resolution, channels, len(ds), max_steps)
+    logger.info(
+        "training %d classes %s at %dpx (UNet %dpx), %d channel(s), %d images, %d steps (%d epochs)",
+        len(names), names, cfg.resolution, cfg.unet_resolution, channels, len(ds), max_steps, num_epochs,
+    )
     start, first_step, seconds_before = time.time(), state.step, state.seconds
     train_loop(accelerator, cfg, state, [unet], optimizer, lr_scheduler, dataloader, loss_fn, max_steps, on_step=on_step)
     accelerator.wait_for_everyone()
@@ -257,6 +311,8 @@ def train(cfg: DDPMTrainingConfig) -> Path:
         summary = {
             "steps": state.step, "classes": names, "channels": channels, "train_seconds": round(state.elapsed(), 1),
             "seconds_per_step_this_run": round(run_seconds / run_steps, 4) if run_steps else None,
+            "epochs": round(state.step / math.ceil(len(dataloader) / cfg.gradient_accumulation_steps), 3),
+            **training_layout(accelerator, cfg),
         }
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         logger.info("saved the %s pipeline to %s", "EMA" if ema is not None else "final", out)

@@ -76,8 +76,11 @@ def test_rerun_without_resume_is_refused(tiny_ddpm_config, tmp_path):
 
 
 def test_config_validation(tiny_npz):
-    with pytest.raises(ValueError, match="resolution 30 is not divisible"):
-        DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", resolution=30)
+    for bad in (0, -32):
+        with pytest.raises(ValueError, match="--resolution must be a positive number of pixels"):
+            DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", resolution=bad)
+    with pytest.raises(ValueError, match="--num_epochs"):
+        DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", num_epochs=0)
     with pytest.raises(ValueError, match="prediction_type"):
         DDPMTrainingConfig(dataset=str(tiny_npz), output_dir="x", prediction_type="noise")
     with pytest.raises(ValueError, match="dataset is required"):
@@ -122,6 +125,74 @@ def test_script_bad_input_is_one_line_error(tmp_path, capsys, tiny_npz):
     spec = importlib.util.spec_from_file_location("train_ddpm_script", ROOT / "train_scripts" / "train_ddpm.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.main(["--dataset", str(tiny_npz), "--output_dir", str(tmp_path / "o"), "--resolution", "30"]) == 2
+    assert script.main(["--dataset", str(tiny_npz), "--output_dir", str(tmp_path / "o"), "--resolution", "0"]) == 2
     err = capsys.readouterr().err
-    assert "error: resolution 30 is not divisible" in err and "Traceback" not in err
+    assert "error: --resolution must be a positive number of pixels, got 0" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def _script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_ddpm_script", ROOT / "train_scripts" / "train_ddpm.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_28px_trains_and_generates_28px_at_the_default_model(tiny_npz, tmp_path):
+    """MedMNIST's native 28 px: the default 4-level UNet runs on edge-padded 32 px and generation crops back."""
+    cfg = DDPMTrainingConfig(
+        dataset=str(tiny_npz), output_dir=str(tmp_path / "r28"), resolution=28, train_batch_size=8, max_train_steps=2,
+        checkpointing_steps=0, save_images_steps=2, num_validation_images=2, num_train_timesteps=50, sample_steps=2,
+    )
+    assert cfg.unet_resolution == 32 and cfg.block_out_channels == [16, 32, 64, 64]
+    out = train(cfg)
+    gen = load_generator(out)
+    assert gen.info.resolution == 28
+    assert json.loads((out / "unet" / "config.json").read_text())["sample_size"] == 32
+    images = gen.generate(3, class_label=1, seed=0, num_inference_steps=2)
+    assert [im.size for im in images] == [(28, 28)] * 3
+    assert gen.generate(1, class_label=1, seed=0, num_inference_steps=2)[0].tobytes() == images[0].tobytes()
+    grid = __import__("PIL.Image", fromlist=["Image"]).open(out / "samples" / "step_000002.png")
+    assert grid.height < 2 * 32 + 3 * 2  # two rows of 28 px tiles, not 32
+
+
+def test_rejected_runs_write_nothing(tiny_npz, tmp_path, capsys):
+    script = _script()
+    out = tmp_path / "never"
+    assert script.main(["--dataset", str(tmp_path / "missing.npz"), "--output_dir", str(out)]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert not out.exists(), "a rejected run left files behind"
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not an npz")
+    assert script.main(["--dataset", str(bad), "--output_dir", str(out)]) == 2
+    assert not out.exists()
+    out.mkdir()  # an empty folder given by the user stays empty
+    assert script.main(["--dataset", str(tiny_npz), "--output_dir", str(out), "--resolution", "-32"]) == 2
+    assert list(out.iterdir()) == []
+
+
+def test_dangling_symlink_output_dir_is_one_line_error(tiny_npz, tmp_path, capsys):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    script = _script()
+    for target in (link, link / "run"):
+        assert script.main(["--dataset", str(tiny_npz), "--output_dir", str(target), "--max_train_steps", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--output_dir" in err and "does not exist" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert link.is_symlink() and not (tmp_path / "gone").exists()
+
+
+def test_one_class_dataset_warns(tiny_ddpm_config, tmp_path, caplog):
+    import numpy as np
+
+    data = dict(np.load(tiny_ddpm_config().dataset))
+    for split in ("train", "val", "test"):
+        data[f"{split}_labels"] = np.zeros_like(data[f"{split}_labels"])
+    one = tmp_path / "oneclass.npz"
+    np.savez(one, **data)
+    with caplog.at_level("WARNING", logger="synthxray.training"):
+        out = train(tiny_ddpm_config(dataset=str(one), output_dir=str(tmp_path / "one"), max_train_steps=1))
+    assert "has one class" in caplog.text and "--guidance_scale has no effect" in caplog.text
+    assert load_generator(out).class_names == json.loads((out / "synthxray.json").read_text())["class_names"]
