@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "train_scripts" / "train_ddpm.py"
 
 
-def torchrun(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 train_ddpm.py ...`` (a free port each time)."""
+def torchrun(args: list[str], cwd: Path, timeout: int = 600, script: Path = SCRIPT) -> subprocess.CompletedProcess:
+    """``ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 <script> ...`` (a free port each time)."""
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(SCRIPT), *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), *args]
     done = subprocess.run(cmd, env=env, cwd=cwd, timeout=timeout, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -78,3 +78,30 @@ def test_two_processes_stop_together_at_the_time_budget(tiny_npz, tmp_path):
     assert 1 <= summary["steps"] < 100000
     [ckpt] = list_checkpoints(out)  # the budget's stop saves a checkpoint
     assert torch.load(ckpt / "custom_checkpoint_1.pkl", weights_only=False)["step"] == summary["steps"]
+
+
+def test_lora_on_two_processes_counts_epochs_in_total_and_checkpoints_adapters_once(tmp_path):
+    """The Stable Diffusion trainers share the loop: 6 images, batch 1, 2 epochs on 2 processes = 6 steps."""
+    from tiny_sd import build_tiny_sd
+    from tinydata import make_image_folder
+
+    base = build_tiny_sd(tmp_path / "tiny_sd")
+    data = make_image_folder(tmp_path / "xrays", classes=("normal", "pneumonia"), per_class=3)
+    out = tmp_path / "lora"
+    flags = [
+        "--pretrained_model_name_or_path", str(base), "--dataset_name", str(data), "--output_dir", str(out),
+        "--class_prompt_template", "a chest x-ray showing {label}", "--resolution", "32", "--train_batch_size", "1",
+        "--sample_steps", "2", "--report_to", "none", "--learning_rate", "1e-3", "--checkpointing_steps", "3", "--rank", "2",
+    ]
+    lora_script = ROOT / "train_scripts" / "train_lora.py"
+    torchrun([*flags, "--num_train_epochs", "2"], tmp_path, script=lora_script)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 6 and summary["num_processes"] == 2 and summary["total_batch_size"] == 2
+    checkpoints = list_checkpoints(out)
+    assert [p.name for p in checkpoints] == ["checkpoint_0", "checkpoint_1"]
+    for ckpt in checkpoints:  # the adapters once (LoRA's save hook), one RNG state per rank, no base weights
+        names = sorted(p.name for p in ckpt.iterdir())
+        assert "pytorch_lora_weights.safetensors" in names and "model.safetensors" not in names
+        assert "random_states_0.pkl" in names and "random_states_1.pkl" in names
+    assert json.loads((out / "synthxray.json").read_text())["extra"]["train_steps"] == 6
+    assert (out / "pytorch_lora_weights.safetensors").is_file()  # resume on 2 processes: the DDPM test (same loop)
