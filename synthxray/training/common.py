@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -288,6 +289,36 @@ def onecycle_factor(progress: float) -> float:
     return anneal(start, peak, p / rise) if p < rise else anneal(peak, end, (p - rise) / (1 - rise))
 
 
+_SCHEDULE_GRID = 1_000_000  # steps over which lr_factor reads diffusers' schedules
+
+
+@functools.lru_cache(maxsize=None)
+def _library_schedule(name: str) -> Callable[[float], float]:
+    """diffusers' ``get_scheduler(name)`` over ``_SCHEDULE_GRID`` steps without warm-up, as step -> factor."""
+    from diffusers.optimization import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    return get_scheduler(name, optimizer, num_warmup_steps=0, num_training_steps=_SCHEDULE_GRID).lr_lambdas[0]
+
+
+def lr_factor(name: str, progress: float, step: int = 0, warmup_steps: int = 0) -> float:
+    """The learning rate as a fraction of its peak, ``progress`` (0..1) through the run, for loops that
+    build their own ``LambdaLR`` (the federated clients number their steps across rounds).
+
+    The decay is diffusers' schedule of that name read at ``progress`` (onecycle: :func:`onecycle_factor`);
+    ``warmup_steps`` multiply it by a linear ramp over the first steps (not "constant", nor "onecycle",
+    which has its own). :func:`make_lr_scheduler` is the scheduler the training scripts use.
+    """
+    if name not in LR_SCHEDULERS:
+        raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {name!r}")
+    p = min(max(progress, 0.0), 1.0)
+    if name == "onecycle":
+        return onecycle_factor(p)
+    warm = min(1.0, step / warmup_steps) if warmup_steps and name != "constant" else 1.0
+    decay = 1.0 if name in ("constant", "constant_with_warmup") else _library_schedule(name)(p * _SCHEDULE_GRID)
+    return warm * decay
+
+
 def make_lr_scheduler(
     cfg: TrainingConfig, optimizer: torch.optim.Optimizer, total_steps: int, num_processes: int = 1,
     state: TrainState | None = None,
@@ -405,13 +436,12 @@ def train_loop(
         loader = accelerator.skip_first_batches(dataloader, done_in_epoch) if done_in_epoch else dataloader
         for batch in loader:
             with accelerator.accumulate(*models):
+                if accelerator.sync_gradients and cfg.max_train_minutes:
+                    state.sync_clock(accelerator)  # the schedule and the stop read one clock on all ranks
                 loss = loss_fn(batch)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if cfg.max_train_minutes:
-                        state.sync_clock(accelerator)  # the schedule and the stop read one clock on all ranks
-                    if cfg.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(params_to_clip, cfg.max_grad_norm)
+                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(params_to_clip, cfg.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)

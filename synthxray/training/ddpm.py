@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
@@ -176,19 +177,9 @@ def load_training_data(cfg: DDPMTrainingConfig):
     return ds, names, channels
 
 
-def train(cfg: DDPMTrainingConfig) -> Path:
-    """Train, checkpoint, and save the EMA pipeline to ``cfg.output_dir``; returns that folder.
-
-    Data-parallel on N processes (``accelerate launch``): ``--num_epochs`` counts passes over the data
-    in total and every count (steps, checkpoints, schedule, budget) is the same as on one process.
-    """
-    from accelerate.utils import set_seed
-    from diffusers.training_utils import EMAModel
-
-    check_output_dir(cfg)
-    accelerator = make_accelerator(cfg, log_with=cfg.logger)
-    with accelerator.main_process_first():  # the first load may convert and cache the data
-        ds, names, channels = load_training_data(cfg)
+def make_dataloader(cfg: DDPMTrainingConfig, ds, channels: int) -> torch.utils.data.DataLoader:
+    """Shuffled batches of ``{"pixel_values", "label"}`` from a ``datasets.Dataset`` (``--random_flip`` applied),
+    edge-padded to ``cfg.unet_resolution`` when ``--resolution`` is not a size the UNet takes (28 -> 32)."""
     augment = None
     if cfg.random_flip:
         from torchvision.transforms import RandomHorizontalFlip
@@ -200,14 +191,61 @@ def train(cfg: DDPMTrainingConfig) -> Path:
 
     def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
         pixels = torch.stack([r["pixel_values"] for r in rows])
-        if pad:  # e.g. 28 -> 32: repeat the edge pixels; generation crops them off again
+        if pad:  # repeat the edge pixels; generation crops them off again
             pixels = torch.nn.functional.pad(pixels, padding, mode="replicate")
         return {"pixel_values": pixels, "label": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
 
-    dataloader = torch.utils.data.DataLoader(
+    return torch.utils.data.DataLoader(
         train_ds, batch_size=cfg.train_batch_size, shuffle=True, drop_last=len(ds) > cfg.train_batch_size,
         num_workers=cfg.dataloader_num_workers, collate_fn=collate,
     )
+
+
+def make_ema(cfg: DDPMTrainingConfig, unet: UNet2DModel):
+    """diffusers' ``EMAModel`` over ``unet``'s parameters with the config's warm-up decay."""
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(
+        unet.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True, inv_gamma=cfg.ema_inv_gamma,
+        power=cfg.ema_power, model_cls=type(unet), model_config=unet.config,
+    )
+
+
+def make_loss_fn(
+    cfg: DDPMTrainingConfig, unet: torch.nn.Module, noise_scheduler: DDPMScheduler, null_class: int
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """The class-conditional denoising loss of one batch (label dropout to ``null_class`` for guidance)."""
+
+    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        clean, labels = batch["pixel_values"], batch["label"]
+        if cfg.class_dropout_prob > 0:
+            drop = torch.rand(labels.shape, device=labels.device) < cfg.class_dropout_prob
+            labels = torch.where(drop, torch.full_like(labels, null_class), labels)
+        noisy, noise, timesteps = add_noise(
+            noise_scheduler, clean, weighting_scheme=cfg.weighting_scheme, logit_mean=cfg.logit_mean,
+            logit_std=cfg.logit_std, mode_scale=cfg.mode_scale,
+        )
+        pred = unet(noisy, timesteps, class_labels=labels).sample
+        target = diffusion_target(noise_scheduler, clean, noise, timesteps)
+        return diffusion_loss(noise_scheduler, pred, target, timesteps, cfg.snr_gamma)
+
+    return loss_fn
+
+
+def train(cfg: DDPMTrainingConfig) -> Path:
+    """Train, checkpoint, and save the EMA pipeline to ``cfg.output_dir``; returns that folder.
+
+    Data-parallel on N processes (``accelerate launch``): ``--num_epochs`` counts passes over the data
+    in total and every count (steps, checkpoints, schedule, budget) is the same as on one process.
+    """
+    from accelerate.utils import set_seed
+
+    check_output_dir(cfg)
+    accelerator = make_accelerator(cfg, log_with=cfg.logger)
+    with accelerator.main_process_first():  # the first load may convert and cache the data
+        ds, names, channels = load_training_data(cfg)
+    dataloader = make_dataloader(cfg, ds, channels)
+    pad = cfg.unet_resolution - cfg.resolution
     set_seed(cfg.seed)
     unet, noise_scheduler = build_model(cfg, len(names), channels)
     # every input is checked: only now is anything written
@@ -222,13 +260,8 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     state = TrainState()
     lr_scheduler = accelerator.prepare(make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state))
 
-    ema = None
-    if cfg.use_ema:
-        ema = EMAModel(
-            accelerator.unwrap_model(unet).parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True,
-            inv_gamma=cfg.ema_inv_gamma, power=cfg.ema_power, model_cls=type(accelerator.unwrap_model(unet)),
-            model_config=accelerator.unwrap_model(unet).config,
-        )
+    ema = make_ema(cfg, accelerator.unwrap_model(unet)) if cfg.use_ema else None
+    if ema is not None:
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
     accelerator.register_for_checkpointing(state)
@@ -236,20 +269,7 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     if accelerator.is_main_process:
         accelerator.init_trackers("train_ddpm", config={k: str(v) for k, v in cfg.to_dict().items()})
 
-    null_class = len(names)
-
-    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        clean, labels = batch["pixel_values"], batch["label"]
-        if cfg.class_dropout_prob > 0:
-            drop = torch.rand(labels.shape, device=labels.device) < cfg.class_dropout_prob
-            labels = torch.where(drop, torch.full_like(labels, null_class), labels)
-        noisy, noise, timesteps = add_noise(
-            noise_scheduler, clean, weighting_scheme=cfg.weighting_scheme, logit_mean=cfg.logit_mean,
-            logit_std=cfg.logit_std, mode_scale=cfg.mode_scale,
-        )
-        pred = unet(noisy, timesteps, class_labels=labels).sample
-        target = diffusion_target(noise_scheduler, clean, noise, timesteps)
-        return diffusion_loss(noise_scheduler, pred, target, timesteps, cfg.snr_gamma)
+    loss_fn = make_loss_fn(cfg, unet, noise_scheduler, null_class=len(names))
 
     def info() -> GeneratorInfo:
         return GeneratorInfo(

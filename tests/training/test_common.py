@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from synthxray.training.common import LR_SCHEDULERS, TrainState, make_lr_scheduler, onecycle_factor, progress
+from synthxray.training.common import LR_SCHEDULERS, TrainState, lr_factor, make_lr_scheduler, onecycle_factor, progress
 from synthxray.training.ddpm import DDPMTrainingConfig
 
 
@@ -65,6 +65,20 @@ def test_onecycle_ends_where_documented():
     cfg.lr_scheduler = "triangle"
     with pytest.raises(ValueError, match="lr_scheduler"):
         make_lr_scheduler(cfg, torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 10)
+
+
+@pytest.mark.parametrize("name", LR_SCHEDULERS)
+def test_lr_factor_starts_and_ends_where_documented(name):
+    """lr_factor (for loops that build their own LambdaLR) reads the same schedules by progress."""
+    assert lr_factor(name, 0.0, step=0) == pytest.approx({"onecycle": 1 / 25}.get(name, 1.0))
+    end = lr_factor(name, 1.0, step=10_000)
+    assert end == pytest.approx({"constant": 1.0, "constant_with_warmup": 1.0, "onecycle": 1 / 25 / 1e4}.get(name, 0.0))
+    assert lr_factor("cosine", 0.5) == pytest.approx(0.5)
+    assert lr_factor("linear", 0.25) == pytest.approx(0.75)
+    assert lr_factor("cosine", 0.0, step=5, warmup_steps=10) == pytest.approx(0.5)
+    assert lr_factor("constant", 0.3, step=1, warmup_steps=10) == 1.0  # diffusers' "constant" has no warm-up
+    with pytest.raises(ValueError, match="lr_scheduler"):
+        lr_factor("triangle", 0.5)
 
 
 def test_time_budget_drives_the_schedule():
