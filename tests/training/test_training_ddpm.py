@@ -151,6 +151,7 @@ def test_28px_trains_and_generates_28px_at_the_default_model(tiny_npz, tmp_path)
     gen = load_generator(out)
     assert gen.info.resolution == 28
     assert json.loads((out / "unet" / "config.json").read_text())["sample_size"] == 32
+    assert json.loads((out / "model_index.json").read_text())["image_size"] == 28  # plain diffusers loading crops too
     images = gen.generate(3, class_label=1, seed=0, num_inference_steps=2)
     assert [im.size for im in images] == [(28, 28)] * 3
     assert gen.generate(1, class_label=1, seed=0, num_inference_steps=2)[0].tobytes() == images[0].tobytes()
