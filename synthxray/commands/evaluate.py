@@ -1,4 +1,8 @@
-"""``synthxray evaluate``: FID / KID / precision / recall of a synthetic set against a real one, per class and over seeds."""
+"""``synthxray evaluate``: FID / KID / precision / recall of a synthetic set against a real one, per class and over seeds.
+
+Defaults: the real test split, real images brought to the synthetic resolution, torch-fidelity's
+FID protocol; the report names protocol, extractor, compared size and n.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Writes OUT/evaluation.json and OUT/evaluation.md (one row per class plus overall; mean ± std over seeds).",
     )
     p.add_argument("--real", required=True, help="real images: class-folder directory, .npz, MedMNIST name, save_to_disk folder or Hub id")
-    p.add_argument("--real_split", default="train", help="split of --real (default: train)")
+    p.add_argument("--real_split", default=None,
+                   help="split of --real (default: test when the source has one, else its training images, with a warning)")
     p.add_argument("--synthetic", required=True,
                    help="synthetic images (same kinds as --real), or a generator folder / Hub repo (a folder with synthxray.json), sampled on the fly")
     p.add_argument("--synthetic_split", default="train")
     p.add_argument("--metrics", nargs="+", default=["fid", "kid", "precision", "recall"],
                    help="fid kid precision recall, plus memorization label_fidelity tsne")
+    p.add_argument("--protocol", default="torch-fidelity", choices=["torch-fidelity", "clean", "pytorch-fid", "legacy"],
+                   help="how images are resized to the network's input: torch-fidelity (default; TF1 bilinear on the whole "
+                        "image, as torch-fidelity), clean (clean-fid's PIL bicubic on float), pytorch-fid (torch bilinear), "
+                        "legacy (synthxray < 0.3: PIL bicubic + centre crop + uint8; matches no library)")
+    p.add_argument("--match_resolution", default="synthetic", choices=["synthetic", "real", "none"],
+                   help="compare at one size: synthetic (default) brings the real images to the generator's resolution with "
+                        "its training transform; real brings the synthetic images to the real size; none compares native "
+                        "sizes (warned when they differ)")
+    p.add_argument("--class_mix", default="real", choices=["real", "synthetic"],
+                   help="synthetic dataset input: draw it in the real class mix (default) or keep its own mix")
     p.add_argument("--extractor", default="inception",
                    help="inception | dinov2 | dinov2:PATH_OR_HUB_ID | random | a DINOv2 folder | a TorchScript/pickled module file")
     p.add_argument("--per_class", action="store_true", help="add one row per class (matched by class name)")
@@ -63,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         gen_kwargs["batch_size"] = args.batch_size
     result = evaluate(
         args.real, synthetic, metrics=args.metrics, extractor=args.extractor, per_class=args.per_class,
-        seeds=args.seeds, num_samples=args.num_samples, num_per_class=args.num_per_class,
+        seeds=args.seeds, num_samples=args.num_samples, num_per_class=args.num_per_class, protocol=args.protocol,
+        match_resolution=None if args.match_resolution == "none" else args.match_resolution, class_mix=args.class_mix,
         real_split=args.real_split, synthetic_split=args.synthetic_split, train=args.train, train_split=args.train_split,
         batch_size=args.batch_size, device=args.device, cache=not args.no_cache, cache_dir=args.cache_dir,
         generate_kwargs=gen_kwargs or None, output_dir=args.output, progress=not args.quiet,

@@ -1,7 +1,8 @@
 """Evaluate synthetic images: FID / KID / precision / recall per class over seeds, memorization, label fidelity.
 
 >>> from synthxray.evaluation import evaluate
->>> res = evaluate("data/real", "out/synthetic", metrics=("fid", "kid"), extractor="inception", per_class=True)
+>>> res = evaluate("data/pneumoniamnist.npz", "out/synthetic", metrics=("fid", "kid"), extractor="inception",
+...                protocol="torch-fidelity", match_resolution="synthetic", per_class=True)
 >>> res.value("fid"), res.value("fid", "PNEUMONIA")
 >>> print(res.to_markdown())
 """
@@ -25,10 +26,16 @@ from .fid import (
     precision_recall_from_features,
 )
 from .fidelity import SimpleCNNClassifier, label_fidelity
+from .inputs import ResolutionMatch
 from .memorization import memorization
+from .protocols import DEFAULT_PROTOCOL, PROTOCOLS, CleanFidFeatureModel, get_protocol, list_protocols
 
 __all__ = [
     "ALL_METRICS",
+    "CleanFidFeatureModel",
+    "DEFAULT_PROTOCOL",
+    "PROTOCOLS",
+    "ResolutionMatch",
     "DISTRIBUTION_METRICS",
     "EXTRACTORS",
     "EvaluationResult",
@@ -41,10 +48,12 @@ __all__ = [
     "evaluate",
     "fid_from_features",
     "get_extractor",
+    "get_protocol",
     "inception_available",
     "kid_from_features",
     "label_fidelity",
     "list_extractors",
+    "list_protocols",
     "match_class_names",
     "memorization",
     "precision_recall_from_features",

@@ -24,6 +24,20 @@ from .fid import (
     kid_subset_size_for,
     precision_recall_from_features,
 )
+from .inputs import (
+    available_splits,
+    counts_in_mix,
+    draw_counts,
+    image_sizes,
+    is_generator,
+    load_input,
+    loud,
+    plan_resolution,
+    resolve_real_split,
+    synthetic_resolution,
+)
+from .protocols import get_protocol
+from .report import evaluation_markdown
 
 logger = logging.getLogger("synthxray.evaluation")
 
@@ -34,31 +48,21 @@ GENERATOR_SEED_STRIDE = 1_000_000_000  # seed k of a Generator samples with gene
 OVERALL = "overall"
 
 
-# ---- inputs ----------------------------------------------------------------------------------
-def _is_generator(obj: Any) -> bool:
-    from ..generators.base import Generator
-
-    return isinstance(obj, Generator)
-
-
-def load_input(source: Any, split: str = "train"):
-    """A ``datasets.Dataset`` from anything ``synthxray.data.load_dataset`` reads."""
-    from ..data import load_dataset
-
-    if _is_generator(source):
-        raise TypeError("a Generator is only accepted as the synthetic input")
-    return load_dataset(source, split=split)
-
-
 # ---- result ------------------------------------------------------------------------------------
 @dataclass
 class EvaluationResult:
-    """What ``evaluate`` returns: one row per class plus ``overall``, each metric as mean/std/values over seeds."""
+    """What ``evaluate`` returns: one row per class plus ``overall``, each metric as mean/std/values over seeds.
+
+    ``protocol``, ``extractor``, ``compared_size`` and each row's ``n_real`` / ``n_synthetic`` are what
+    every number depends on; the markdown and JSON state them.
+    """
 
     extractor: str
     metrics: list[str]
     seeds: list[int]
     rows: list[dict[str, Any]]
+    protocol: str = ""
+    compared_size: Any = None  # the side in px both sets were compared at (a string when not matched)
     real: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -88,48 +92,7 @@ class EvaluationResult:
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_markdown(self) -> str:
-        heads = {"fid": "FID", "kid": "KID ×10³", "precision": "precision", "recall": "recall"}
-        scale = {"kid": 1000.0}
-        shown = [m for m in self.metrics if m in DISTRIBUTION_METRICS]
-        k = len(self.seeds)
-        lines = [
-            f"Features: **{self.extractor}** — every number below comes from this extractor; "
-            f"do not compare with numbers from another.",
-            f"Real: {self.real.get('source', '')} ({self.real.get('num_images', '?')} images); "
-            f"synthetic: {self.synthetic.get('source', '')}; "
-            + (f"mean ± std over {k} seeds {self.seeds}." if k > 1 else f"seed {self.seeds[0]}."),
-            "",
-        ]
-        if shown:
-            lines.append("| class | n real | n synthetic | " + " | ".join(heads[m] for m in shown) + " |")
-            lines.append("|---|---:|---:|" + "---:|" * len(shown))
-            for row in self.rows:
-                cells = []
-                for m in shown:
-                    s = scale.get(m, 1.0)
-                    mean, std = row[m]["mean"] * s, row[m]["std"] * s
-                    fmt = ("{:.1f}" if abs(mean) >= 10 else "{:.2f}" if abs(mean) >= 1 else "{:.3f}") if m == "fid" \
-                        else "{:.2f}" if m == "kid" else "{:.3f}"
-                    cell = fmt.format(mean) if mean == mean else "n/a"
-                    if k > 1 and mean == mean:
-                        cell += " ± " + fmt.format(std)
-                    cells.append(cell)
-                lines.append(f"| {row['class']} | {row['n_real']} | {row['n_synthetic']} | " + " | ".join(cells) + " |")
-            small = [r["class"] for r in self.rows if min(r["n_real"], r["n_synthetic"]) < 2 * self.settings.get("feature_dim", 0)]
-            if small:
-                lines += ["", f"Rows with fewer images than twice the feature dimension ({self.settings.get('feature_dim')}) "
-                          f"have biased, seed-sensitive FID ({', '.join(small)}): compare them only at equal n."]
-        if self.memorization:
-            from .memorization import summary_markdown
-
-            lines += ["", summary_markdown(self.memorization)]
-        if self.label_fidelity:
-            from .fidelity import summary_markdown as fidelity_md
-
-            lines += ["", fidelity_md(self.label_fidelity)]
-        if self.tsne:
-            lines += ["", f"Embedding plot ({self.tsne.get('method')}): {self.tsne.get('path') or '(not saved)'}"]
-        return "\n".join(lines) + "\n"
+        return evaluation_markdown(self)
 
     def save(self, output_dir: str | os.PathLike) -> Path:
         """Write ``evaluation.json`` and ``evaluation.md`` into ``output_dir``."""
@@ -175,8 +138,11 @@ def evaluate(
     seeds: int | Sequence[int] = 1,
     num_samples: int | None = None,
     num_per_class: int | None = None,
-    real_split: str = "train",
+    real_split: str | None = None,
     synthetic_split: str = "train",
+    protocol: str | None = None,
+    match_resolution: str | None = "synthetic",
+    class_mix: str = "real",
     train: Any = None,
     train_split: str = "train",
     classifier: Any = None,
@@ -196,21 +162,32 @@ def evaluate(
     """Compare a synthetic image set with a real one.
 
     ``real``: anything ``synthxray.load_dataset`` reads (image folder, .npz, MedMNIST name,
-    ``save_to_disk`` folder, Hub id) or a ``datasets.Dataset``; ``real_split`` picks the split.
+    ``save_to_disk`` folder, Hub id) or a ``datasets.Dataset``; ``real_split`` picks the split,
+    by default ``test`` when the source has one (else its training images, with a warning).
     ``synthetic``: the same kinds, or a ``synthxray.Generator`` sampled on the fly with
     ``generate_dataset`` — ``num_per_class`` images per class, else the real set's class proportions
     with ``num_samples`` (default: as many as the real set) images, one fresh set per seed.
     Synthetic classes are matched to real classes by name.
 
+    ``protocol``: how images reach the network's input size: ``torch-fidelity`` (default), ``clean``,
+    ``pytorch-fid`` or ``legacy`` (see ``synthxray.evaluation.protocols``). ``match_resolution``:
+    ``"synthetic"`` (default) brings the real images to the generator's resolution (its config, the
+    dataset manifest, or the synthetic images' size) with the training transform; ``"real"`` brings
+    the synthetic images to the real size; ``None`` compares native sizes (warned when they differ).
+    ``class_mix``: ``"real"`` (default) draws a synthetic *dataset* in the real side's class
+    proportions (as many images as its classes allow, at most ``num_samples``), so the overall row
+    compares like with like; ``"synthetic"`` keeps its own mix (said in the report).
+
     ``metrics``: any of ``fid``, ``kid``, ``precision``, ``recall`` (per class and overall), plus
-    ``memorization`` (nearest training image of each synthetic one, against ``train`` or else ``real``),
-    ``label_fidelity`` (``classifier`` or a small CNN trained on ``train``/``real``) and ``tsne``
-    (plot written to ``output_dir``). ``extractor``: ``inception``, ``dinov2``, ``dinov2:PATH_OR_ID``,
-    ``random``, a module file, or a torch module. ``seeds``: a count K (seeds 0..K-1) or a list; each
-    seed draws a new synthetic set (Generator) or a new ``num_samples`` subset (dataset), against a
-    fixed real subset, and rows report mean and std over seeds. Real features are cached on disk
-    (``cache_dir``, default ``~/.cache/synthxray/features``) keyed by image content and extractor;
-    ``cache_synthetic=True`` caches a synthetic *dataset*'s features the same way.
+    ``memorization`` (nearest training image of each synthetic one, against ``train``, else the
+    real source's train split, else ``real``), ``label_fidelity`` (``classifier`` or a small CNN trained
+    on that set) and ``tsne`` (plot written to ``output_dir``). ``extractor``: ``inception``,
+    ``dinov2``, ``dinov2:PATH_OR_ID``, ``random``, a module file, or a torch module. ``seeds``: a count
+    K (seeds 0..K-1) or a list; each seed draws a new synthetic set (Generator) or a new subset
+    (dataset), against a fixed real subset, and rows report mean and std over seeds. Real features
+    are cached on disk (``cache_dir``, default ``~/.cache/synthxray/features``) keyed by image
+    content, extractor, protocol and resolution match; ``cache_synthetic=True`` caches a synthetic
+    *dataset*'s features the same way.
     """
     started = time.time()
     metrics = [m.lower() for m in ([metrics] if isinstance(metrics, str) else metrics)]
@@ -224,19 +201,44 @@ def evaluate(
         raise ValueError("num_samples must be >= 2")
     if "tsne" in metrics and output_dir is None:
         raise ValueError("the tsne plot needs output_dir")
+    if class_mix not in ("real", "synthetic"):
+        raise ValueError(f"class_mix must be 'real' or 'synthetic', got {class_mix!r}")
+    proto = get_protocol(protocol)
     timings: dict[str, float] = {}
 
+    real_split, split_note = resolve_real_split(real, real_split)
     real_ds = load_input(real, real_split)
     real_names = list(real_ds.features["label"].names)
     ext = get_extractor(extractor, device=device, **dict(extractor_kwargs or {}))
+
+    # one resolution for both sides
+    synth_ds = None
+    if is_generator(synthetic):
+        match_class_names(real_names, synthetic.class_names, "generator")
+        synth_res, res_from = synthetic_resolution(synthetic)
+        synth_sizes = None
+        channels = int(getattr(synthetic.info, "channels", 1) or 1)
+    else:
+        if num_per_class is not None:
+            raise ValueError("num_per_class applies to a Generator; use num_samples to subsample a synthetic dataset")
+        synth_ds = load_input(synthetic, synthetic_split)
+        match_class_names(real_names, synth_ds.features["label"].names)
+        synth_res, res_from = synthetic_resolution(synthetic, synth_ds)
+        synth_sizes = image_sizes(synth_ds)
+        from ..data import is_grayscale
+
+        channels = 1 if is_grayscale(real_ds) and is_grayscale(synth_ds) else 3
+    plan = plan_resolution(real_ds, synth_res, synth_sizes, match_resolution, channels)
+    resolution_note = _resolution_note(plan, res_from, ext.input_size)
 
     # real side: a fixed (stratified, seed 0) subset when num_samples is smaller than the set
     real_labels = np.asarray(real_ds["label"], dtype=np.int64)
     real_idx = stratified_indices(real_labels, num_samples, seed=0) if num_samples else np.arange(len(real_ds))
     real_sel = real_ds if len(real_idx) == len(real_ds) else real_ds.select(real_idx.tolist())
+    feature_kwargs = dict(batch_size=batch_size, progress=progress, protocol=proto)
     t0 = time.time()
-    real_feats = compute_features(real_sel, ext, batch_size=batch_size, progress=progress, cache=cache,
-                                  cache_dir=cache_dir, desc="real features")
+    real_feats = compute_features(real_sel, ext, cache=cache, cache_dir=cache_dir, desc="real features",
+                                  transform=plan["real_transform"], **feature_kwargs)
     timings["real_features_s"] = time.time() - t0
     real_counts = {n: int((real_feats.labels == i).sum()) for i, n in enumerate(real_names)}
 
@@ -244,18 +246,21 @@ def evaluate(
     synth_per_seed: list[Features] = []
     synth_datasets: list[Any] = []
     gen_settings: dict[str, Any] = {}
-    if _is_generator(synthetic):
+    synth_transform = plan["synthetic_transform"]
+    if synth_ds is None:
         from ..synthesis import generate_dataset
 
         gen = synthetic
-        match_class_names(real_names, gen.class_names, "generator")
+        mapping = match_class_names(real_names, gen.class_names, "generator")
         if num_per_class is not None:
             counts = {n: int(num_per_class) for n in gen.class_names}
+            mix_note = (f"generator sampled with {num_per_class} images per class, not in the real mix {real_counts}: "
+                        "the overall row pools different class proportions")
         else:
             total = int(num_samples or len(real_feats))
             by_real = proportional_counts(real_counts, total)
-            mapping = match_class_names(real_names, gen.class_names, "generator")
             counts = {n: by_real[real_names[mapping[i]]] for i, n in enumerate(gen.class_names)}
+            mix_note = f"generator sampled in the real class mix ({counts})"
         kwargs = dict(generate_kwargs or {})
         gen_settings = {"generator": repr(gen), "images_per_class": counts, **{k: str(v) for k, v in kwargs.items()}}
         synth_source = f"generator {gen.provenance.get('generator_path') or gen.backend}"
@@ -266,32 +271,107 @@ def evaluate(
                                   progress=progress, **kwargs)
             gen_seconds += time.time() - t0
             synth_datasets.append(ds)
-            synth_per_seed.append(_remapped(compute_features(ds, ext, batch_size=batch_size, progress=progress,
-                                                             desc=f"synthetic features (seed {s})"), real_names))
+            synth_per_seed.append(_remapped(compute_features(ds, ext, desc=f"synthetic features (seed {s})",
+                                                             transform=synth_transform, **feature_kwargs), real_names))
         timings["generate_s"] = gen_seconds
         timings["generate_images_per_s"] = sum(counts.values()) * len(seed_list) / max(gen_seconds, 1e-9)
     else:
-        synth_ds = load_input(synthetic, synthetic_split)
         synth_source = str(synthetic) if not hasattr(synthetic, "features") else "datasets.Dataset"
-        synth_labels = np.asarray(synth_ds["label"], dtype=np.int64)
-        match_class_names(real_names, synth_ds.features["label"].names)
-        if num_per_class is not None:
-            raise ValueError("num_per_class applies to a Generator; use num_samples to subsample a synthetic dataset")
-        subsets = [stratified_indices(synth_labels, num_samples, seed=s) if num_samples else np.arange(len(synth_ds))
-                   for s in seed_list]
+        mapping = np.asarray(match_class_names(real_names, synth_ds.features["label"].names), dtype=np.int64)
+        synth_labels = mapping[np.asarray(synth_ds["label"], dtype=np.int64)]
+        subsets, mix_note = _synthetic_subsets(synth_labels, real_labels[real_idx], real_names, seed_list,
+                                               num_samples, class_mix)
         union = np.unique(np.concatenate(subsets))
         sel = synth_ds if len(union) == len(synth_ds) else synth_ds.select(union.tolist())
         t0 = time.time()
-        all_feats = _remapped(compute_features(sel, ext, batch_size=batch_size, progress=progress,
-                                               cache=cache and cache_synthetic, cache_dir=cache_dir,
-                                               desc="synthetic features"), real_names)
+        all_feats = _remapped(compute_features(sel, ext, cache=cache and cache_synthetic, cache_dir=cache_dir,
+                                               desc="synthetic features", transform=synth_transform, **feature_kwargs),
+                              real_names)
         timings["synthetic_features_s"] = time.time() - t0
         position = {int(j): i for i, j in enumerate(union)}
         for sub in subsets:
             synth_per_seed.append(all_feats.subset([position[int(j)] for j in sub]))
         synth_datasets = [synth_ds.select(subsets[0].tolist()) if len(subsets[0]) < len(synth_ds) else synth_ds]
 
-    # metrics per seed, per row
+    rows = _metric_rows(real_feats, synth_per_seed, seed_list, real_names, per_class, metrics,
+                        kid_subset_size, kid_subsets, prc_neighborhood, timings)
+    settings = {
+        "protocol": proto.name, "protocol_description": proto.description, "compared_size": plan["compared_size"],
+        "match_resolution": match_resolution, "real_native_size": plan["real_native_size"],
+        "synthetic_native_size": plan["synthetic_native_size"], "synthetic_resolution_from": res_from,
+        "resolution_note": resolution_note, "class_mix": class_mix, "class_mix_note": mix_note,
+        "extractor_identity": ext.identity, "feature_dim": int(real_feats.features.shape[1]),
+        "input_size": ext.input_size, "per_class": per_class, "num_samples": num_samples,
+        "kid_subsets": kid_subsets, "prc_neighborhood": prc_neighborhood,
+    }
+    result = EvaluationResult(
+        extractor=ext.description, metrics=metrics, seeds=seed_list, rows=rows, protocol=proto.name,
+        compared_size=plan["compared_size"],
+        real={"source": str(real) if not hasattr(real, "features") else "datasets.Dataset", "split": real_split,
+              "split_note": split_note, "num_images": len(real_feats), "class_counts": real_counts,
+              "features_cached": real_feats.cached},
+        synthetic={"source": synth_source, "split": synthetic_split,
+                   "num_images": [len(f) for f in synth_per_seed], **gen_settings},
+        settings=settings, timings=timings,
+    )
+    _extras(result, metrics, real, real_split, real_ds, real_feats, train, train_split, classifier, synth_datasets,
+            synth_per_seed, ext, batch_size, cache, cache_dir, output_dir, progress)
+    timings["total_s"] = time.time() - started
+    if output_dir is not None:
+        result.save(output_dir)
+    return result
+
+
+def _resolution_note(plan: dict[str, Any], res_from: str, input_size: int) -> str:
+    size = plan["compared_size"]
+    if plan["real_transform"] is not None:
+        how = (f"real images ({plan['real_native_size']} px) brought to the synthetic {size} px ({res_from}) with "
+               "the training transform (short side resized, centre crop)")
+    elif plan["synthetic_transform"] is not None:
+        how = (f"synthetic images ({plan['synthetic_native_size']} px) brought to the real {size} px with the "
+               "training transform (short side resized, centre crop)")
+    elif isinstance(size, int):
+        how = f"both sides already {size} px"
+    else:
+        return f"NOT matched: {size}"
+    return f"{how}; then the protocol resizes {size} → {input_size} px for the network"
+
+
+def _synthetic_subsets(labels: np.ndarray, real_labels: np.ndarray, real_names: list[str], seed_list: list[int],
+                       num_samples: int | None, class_mix: str) -> tuple[list[np.ndarray], str]:
+    """Per seed, the rows of a synthetic dataset to compare (labels already in real class indices)."""
+    k = len(real_names)
+    have = {c: int((labels == c).sum()) for c in range(k)}
+    real_mix = {c: int((real_labels == c).sum()) for c in range(k)}
+    named = lambda d: {real_names[c]: v for c, v in d.items()}  # noqa: E731
+    if class_mix == "synthetic" or k == 1:
+        subsets = [stratified_indices(labels, num_samples, seed=s) if num_samples else np.arange(len(labels))
+                   for s in seed_list]
+        own = {c: int((labels[subsets[0]] == c).sum()) for c in range(k)}
+        note = (f"synthetic side in its own class mix {named(own)} (class_mix='synthetic'); real mix {named(real_mix)}"
+                + ("" if _same_mix(own, real_mix) else ": the overall row pools different class proportions"))
+        return subsets, note
+    counts = counts_in_mix(have, real_mix, num_samples)
+    total = sum(counts.values())
+    if total < 2:
+        raise ValueError(f"the synthetic set {named(have)} cannot be drawn in the real class mix {named(real_mix)}: "
+                         "a class it needs is (nearly) empty; pass class_mix='synthetic' to compare its own mix")
+    subsets = [draw_counts(labels, counts, seed=s) for s in seed_list]
+    note = f"synthetic side drawn in the real class mix: {named(counts)} of {named(have)} (real {named(real_mix)})"
+    if num_samples and total < num_samples:
+        loud(f"only {total} synthetic images (not num_samples={num_samples}) can be drawn in the real class mix "
+             f"{named(real_mix)} from {named(have)}")
+    return subsets, note
+
+
+def _same_mix(a: dict[int, int], b: dict[int, int]) -> bool:
+    ta, tb = sum(a.values()) or 1, sum(b.values()) or 1
+    return all(abs(a[c] / ta - b[c] / tb) < 0.01 for c in a)
+
+
+def _metric_rows(real_feats: Features, synth_per_seed: list[Features], seed_list: list[int], real_names: list[str],
+                 per_class: bool, metrics: list[str], kid_subset_size: int | None, kid_subsets: int,
+                 prc_neighborhood: int, timings: dict[str, float]) -> list[dict[str, Any]]:
     t0 = time.time()
     row_names = [OVERALL] + (real_names if per_class else [])
     real_stats: dict[str, Any] = {}
@@ -319,7 +399,6 @@ def evaluate(
                 if "recall" in metrics:
                     values[r]["recall"].append(rc)
     timings["metrics_s"] = time.time() - t0
-
     rows = []
     for r in row_names:
         ci = None if r == OVERALL else real_names.index(r)
@@ -331,38 +410,33 @@ def evaluate(
         if "kid" in metrics:
             row["kid_subset_size"] = kid_subset_size_for(n_real, min(ns), kid_subset_size)
         rows.append(row)
+    return rows
 
-    result = EvaluationResult(
-        extractor=ext.description,
-        metrics=metrics,
-        seeds=seed_list,
-        rows=rows,
-        real={"source": str(real) if not hasattr(real, "features") else "datasets.Dataset", "split": real_split,
-              "num_images": len(real_feats), "class_counts": real_counts, "features_cached": real_feats.cached},
-        synthetic={"source": synth_source, "split": synthetic_split,
-                   "num_images": [len(f) for f in synth_per_seed], **gen_settings},
-        settings={"extractor_identity": ext.identity, "feature_dim": int(real_feats.features.shape[1]),
-                  "input_size": ext.input_size, "per_class": per_class, "num_samples": num_samples,
-                  "kid_subsets": kid_subsets, "prc_neighborhood": prc_neighborhood,
-                  "preprocessing": "grayscale repeated to RGB, short side resized with PIL bicubic (antialiased), "
-                                   "centre crop, uint8"},
-        timings=timings,
-    )
 
-    # extras, on the first seed's synthetic set
+def _extras(result: EvaluationResult, metrics: list[str], real: Any, real_split: str, real_ds, real_feats: Features,
+            train: Any, train_split: str, classifier: Any, synth_datasets: list, synth_per_seed: list[Features], ext,
+            batch_size: int, cache: bool, cache_dir, output_dir, progress: bool) -> None:
+    """Memorization, label fidelity and the embedding plot, on the first seed's synthetic set."""
+    timings = result.timings
     if "memorization" in metrics or "label_fidelity" in metrics:
-        train_ds = load_input(train, train_split) if train is not None else real_ds
+        if train is not None:
+            train_ds, against = load_input(train, train_split), f"train ({train_split} split of {train})"
+        elif real_split != "train" and "train" in (available_splits(real) or []):
+            train_ds, against = load_input(real, "train"), "the real source's train split"
+        else:
+            train_ds, against = real_ds, "real (no train set given)"
     if "memorization" in metrics:
         from .memorization import memorization as run_memorization
 
         t0 = time.time()
+        same = train_ds is real_ds and len(real_feats) == len(real_ds) and not real_feats.extra.get("transform")
         result.memorization = run_memorization(
             train_ds, synth_datasets[0], extractor=ext, batch_size=batch_size, cache=cache, cache_dir=cache_dir,
-            train_features=real_feats if train is None and len(real_feats) == len(real_ds) else None,
+            train_features=real_feats if same else None,
             synthetic_features=synth_per_seed[0] if len(synth_datasets[0]) == len(synth_per_seed[0]) else None,
             output_dir=output_dir, progress=progress,
         )
-        result.memorization["against"] = "train" if train is not None else "real (no train set given)"
+        result.memorization["against"] = against
         timings["memorization_s"] = time.time() - t0
     if "label_fidelity" in metrics:
         from .fidelity import label_fidelity
@@ -376,14 +450,10 @@ def evaluate(
         t0 = time.time()
         result.tsne = embedding_plot(real_feats, synth_per_seed[0], output=Path(output_dir) / "embedding.png")
         timings["tsne_s"] = time.time() - t0
-    timings["total_s"] = time.time() - started
-    if output_dir is not None:
-        result.save(output_dir)
-    return result
 
 
 def _remapped(feats: Features, real_names: list[str]) -> Features:
     """Relabel ``feats`` with the real set's class indices (matched by name)."""
     mapping = np.asarray(match_class_names(real_names, feats.class_names), dtype=np.int64)
     return Features(feats.features, mapping[feats.labels], list(real_names), feats.extractor, feats.identity,
-                    feats.seconds, feats.cached)
+                    feats.seconds, feats.cached, dict(feats.extra))

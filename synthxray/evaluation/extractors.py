@@ -1,8 +1,10 @@
 """Feature extractors for FID / KID / precision-recall, registered in torch-fidelity's registry.
 
-Every extractor takes ``uint8`` tensors ``(N, 3, S, S)`` (grayscale repeated to three channels,
-already resized with antialiasing to its ``INPUT_SIZE`` by :func:`preprocess`) and returns one
-feature vector per image. Names:
+Every extractor takes ``(N, 3, H, W)`` tensors with values in 0..255 (``uint8``, or float as an FID
+protocol's resize leaves them; grayscale repeated to three channels) and returns one feature vector
+per image. Images not yet at its ``INPUT_SIZE`` are resized the way torch-fidelity does (TF1-style
+bilinear on the whole image); ``synthxray.evaluation.protocols`` resizes them beforehand for the
+other protocols. Names:
 
 - ``inception``: the TF-Inception-v3 FID network (2048-d pool features). torch-fidelity's own
   weights when they are in the torch hub cache; otherwise, offline, the TorchScript copy of the
@@ -15,8 +17,9 @@ feature vector per image. Names:
 - ``module``: any user ``torch.nn.Module``, TorchScript file or pickled module; it receives float
   images in [0, 1], shape ``(N, 3, S, S)``, and returns ``(N, D)`` (extra dims are mean-pooled).
 
-Each is also registered in ``torch_fidelity.registry`` as ``synthxray-<name>``, so
-``torch_fidelity.calculate_metrics(..., feature_extractor="synthxray-inception")`` works too.
+Each is also registered in ``torch_fidelity.registry`` as ``synthxray-<name>``, and
+``protocols.CleanFidFeatureModel(extractor)`` is a clean-fid ``custom_feat_extractor``, so both
+libraries compute their own FID with the same network.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from PIL import Image
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from ..registry import Registry
+from .protocols import tf1_bilinear
 
 EXTRACTORS: Registry[type["SynthXrayExtractor"]] = Registry("feature extractor")
 
@@ -99,16 +103,15 @@ class SynthXrayExtractor(FeatureExtractorBase):
         return int(self.INPUT_SIZE)
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:
-        """``uint8`` (N, 3, S, S) -> float (N, D)."""
+        """float32 (N, 3, S, S), values 0..255 -> float (N, D)."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor):
-        if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3):
-            raise ValueError(f"expected a uint8 tensor (N, 3, H, W), got {getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            # the normal path resizes with PIL before this; this keeps direct torch-fidelity use working
-            x = F.interpolate(x.float(), size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True).round().clamp(0, 255).to(torch.uint8)
+        if not (torch.is_tensor(x) and x.dim() == 4 and x.shape[1] == 3 and (x.dtype == torch.uint8 or x.is_floating_point())):
+            raise ValueError(f"expected a uint8 or float tensor (N, 3, H, W) with values 0..255, got "
+                             f"{getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
+        # at another size (torch-fidelity hands over whole images): resize as torch-fidelity's inception-v3-compat does
+        x = tf1_bilinear(x, self.input_size)
         feats = self.extract(x)
         if feats.dim() > 2:
             feats = feats.flatten(2).mean(-1)
@@ -189,8 +192,23 @@ class InceptionExtractor(SynthXrayExtractor):
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:
         if self.net_tf is not None:
-            return self.net_tf(x)[0]
+            return _float_into_torch_fidelity(self.net_tf, x)
         return self.net_ts((x.float() - 128.0) / 128.0)
+
+
+def _float_into_torch_fidelity(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run torch-fidelity's Inception on float pixels (its ``forward`` accepts only uint8).
+
+    Its forward is called on a uint8 placeholder of the right size (its resize to 299 px is then the
+    identity) and a pre-hook hands its first convolution the float pixels, scaled as the forward
+    scales them: ``(x - 128) / 128``.
+    """
+    scaled = ((x.float() - 128.0) / 128.0).to(net.feature_extractor_internal_dtype)
+    handle = net.Conv2d_1a_3x3.register_forward_pre_hook(lambda module, args: (scaled,))
+    try:
+        return net(torch.zeros(x.shape, dtype=torch.uint8, device=x.device))[0]
+    finally:
+        handle.remove()
 
 
 # ---- DINOv2 ---------------------------------------------------------------------------------
@@ -354,7 +372,7 @@ class TorchFidelityExtractor(SynthXrayExtractor):
         return self._size
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[0]
+        return self.net(x.round().clamp(0, 255).to(torch.uint8))[0]  # torch-fidelity extractors take uint8
 
 
 def _register_in_torch_fidelity() -> None:
@@ -422,12 +440,13 @@ class _UInt8Input(nn.Module):
 
 
 # ---- preprocessing ---------------------------------------------------------------------------
-def to_uint8_rgb(image: Image.Image, size: int) -> np.ndarray:
-    """PIL image -> uint8 (3, size, size) by the data layer's pixel rule (16-bit and float images rescaled,
-    grayscale repeated), short side resized with antialiasing (PIL bicubic) and centre-cropped."""
-    from ..data import resize_center_crop
+def to_uint8_rgb(image: Image.Image, size: int | None) -> np.ndarray:
+    """PIL image -> uint8 (3, H, W) by the data layer's pixel rule (16-bit and float images rescaled,
+    grayscale repeated); with ``size``, short side resized with antialiasing (PIL bicubic) and
+    centre-cropped to (3, size, size). The FID protocols start from ``size=None`` (native size)."""
+    from ..data import resize_center_crop, to_8bit
 
-    image = resize_center_crop(image, size)
+    image = to_8bit(image) if size is None else resize_center_crop(image, size)
     if image.mode == "L":
         arr = np.asarray(image, dtype=np.uint8)
         return np.repeat(arr[None], 3, axis=0)

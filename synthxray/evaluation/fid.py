@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from .extractors import SynthXrayExtractor, get_extractor, to_uint8_rgb
+from .protocols import FIDProtocol, get_protocol
 
 logger = logging.getLogger("synthxray.evaluation")
 
-PREPROCESS_VERSION = "pil-bicubic-centercrop-rgb-uint8-v1"  # part of every cache key
+CACHE_VERSION = "features-v2"  # part of every cache key, with the protocol and any resolution match
 DEFAULT_KID_SUBSET = 1000  # torch-fidelity's default, lowered to the smaller set's size when needed
 
 
@@ -36,14 +37,15 @@ class Features:
     identity: str = ""  # the extractor's identity (weights digest)
     seconds: float = 0.0  # time spent computing (0 when loaded from the cache)
     cached: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # protocol, transform
 
     def __len__(self) -> int:
         return len(self.features)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "Features":
         idx = np.asarray(indices, dtype=np.int64)
-        return Features(self.features[idx], self.labels[idx], list(self.class_names), self.extractor, self.identity)
+        return Features(self.features[idx], self.labels[idx], list(self.class_names), self.extractor, self.identity,
+                        extra=dict(self.extra))
 
     def of_class(self, index: int) -> np.ndarray:
         return self.features[self.labels == index]
@@ -76,8 +78,11 @@ def dataset_fingerprint(ds) -> str:
     return h.hexdigest()
 
 
-def _cache_file(cache_dir: Path, fingerprint: str, extractor: SynthXrayExtractor) -> Path:
-    key = hashlib.sha1(f"{fingerprint}|{extractor.identity}|{extractor.input_size}|{PREPROCESS_VERSION}".encode()).hexdigest()
+def _cache_file(cache_dir: Path, fingerprint: str, extractor: SynthXrayExtractor, protocol: FIDProtocol,
+                transform: Any = None) -> Path:
+    parts = [fingerprint, extractor.identity, str(extractor.input_size), protocol.identity,
+             getattr(transform, "identity", "none") if transform is not None else "none", CACHE_VERSION]
+    key = hashlib.sha1("|".join(parts).encode()).hexdigest()
     return cache_dir / f"{key[:32]}.npz"
 
 
@@ -90,12 +95,17 @@ def compute_features(
     cache_dir: str | os.PathLike | None = None,
     desc: str = "features",
     device: str | None = None,
+    protocol: str | FIDProtocol | None = None,
+    transform: Any = None,
 ) -> Features:
     """Run ``extractor`` over every image of ``ds`` (a ``datasets.Dataset`` with image/label columns).
 
-    Images are decoded and resized one batch at a time (memory stays bounded for 10k+ images).
-    With ``cache=True`` the features are stored under ``cache_dir`` keyed by the dataset's content
-    and the extractor's weights, and loaded from there next time.
+    Each image goes through ``transform`` (e.g. ``inputs.ResolutionMatch``; none by default), the
+    8-bit pixel rule, and the FID ``protocol``'s resize to the extractor's input size (default
+    ``torch-fidelity``). Images are decoded and resized one batch at a time (memory stays bounded
+    for 10k+ images). With ``cache=True`` the features are stored under ``cache_dir`` keyed by the
+    dataset's content, the extractor's weights, the protocol and the transform, and loaded from
+    there next time.
     """
     import time
 
@@ -103,16 +113,18 @@ def compute_features(
 
     if not isinstance(extractor, SynthXrayExtractor):
         extractor = get_extractor(extractor, device=device)
+    proto = get_protocol(protocol)
+    extra = {"protocol": proto.name, "transform": getattr(transform, "identity", None)}
     names = list(ds.features["label"].names)
     path = None
     if cache:
         fingerprint = dataset_fingerprint(ds)
-        path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), fingerprint, extractor)
+        path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), fingerprint, extractor, proto, transform)
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as z:
                     feats = Features(z["features"], z["labels"], json.loads(str(z["class_names"])),
-                                     extractor.description, extractor.identity, cached=True)
+                                     extractor.description, extractor.identity, cached=True, extra=extra)
                 if len(feats) == len(ds):
                     logger.info("%s: %d features loaded from %s", desc, len(feats), path)
                     return feats
@@ -126,21 +138,22 @@ def compute_features(
     bar = tqdm(total=len(ds), desc=desc, unit="img", disable=not progress)
     with torch.inference_mode():
         for batch in ds.select_columns(["image", "label"]).iter(batch_size=batch_size):
-            arr = np.stack([to_uint8_rgb(im, size) for im in batch["image"]])
-            out = extractor(torch.from_numpy(arr).to(dev))[0]
+            images = batch["image"] if transform is None else [transform(im) for im in batch["image"]]
+            x = proto.batch([to_uint8_rgb(im, None) for im in images], size)
+            out = extractor(x.to(dev))[0]
             chunks.append(out.float().cpu().numpy().astype(np.float32))
             labels.extend(int(v) for v in batch["label"])
-            bar.update(len(arr))
+            bar.update(len(x))
     bar.close()
     if not chunks:
         raise ValueError(f"{desc}: the dataset is empty")
     feats = Features(np.concatenate(chunks), np.asarray(labels, dtype=np.int64), names,
-                     extractor.description, extractor.identity, seconds=time.time() - started)
+                     extractor.description, extractor.identity, seconds=time.time() - started, extra=extra)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
         np.savez(tmp, features=feats.features, labels=feats.labels, class_names=json.dumps(names),
-                 extractor=extractor.description)
+                 extractor=extractor.description, protocol=proto.identity)
         os.replace(tmp, path)
     return feats
 

@@ -180,15 +180,3 @@ def label_fidelity(synthetic, classifier: Any = None, train=None, real_test=None
     out["class_names"] = names
     return out
 
-
-def summary_markdown(report: dict[str, Any]) -> str:
-    names = report["class_names"]
-    lines = [f"Label fidelity ({report.get('classifier', '')}):", "",
-             "| set | accuracy | macro F1 | " + " | ".join(f"F1 {n}" for n in names) + " |",
-             "|---|---:|---:|" + "---:|" * len(names)]
-    for key, title in (("real_validation", "real (held out)"), ("real_test", "real test"), ("synthetic", "synthetic")):
-        if key in report:
-            s = report[key]
-            lines.append(f"| {title} | {s['accuracy']:.3f} | {s['macro_f1']:.3f} | "
-                         + " | ".join(f"{s['per_class'][n]['f1']:.3f}" for n in names) + " |")
-    return "\n".join(lines)

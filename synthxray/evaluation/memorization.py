@@ -212,12 +212,3 @@ def _histogram(per_image: dict, report: dict, path: Path) -> Path:
     plt.close(fig)
     return path
 
-
-def summary_markdown(report: dict[str, Any]) -> str:
-    lines = ["Memorization (nearest training image of each synthetic image):", "",
-             "| space | median distance | reference median | threshold | synthetic under threshold | reference under threshold |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for name, s in report["spaces"].items():
-        lines.append(f"| {name} | {s['synthetic_to_train']['median']:.4f} | {s['reference']['median']:.4f} | "
-                     f"{s['threshold']:.4f} | {s['fraction_below']:.1%} | {s['reference_fraction_below']:.1%} |")
-    return "\n".join(lines)

@@ -21,7 +21,8 @@ def test_registry_names_and_torch_fidelity_registration():
 
 
 def test_torch_fidelity_calculate_metrics_agrees_with_evaluate(real_ds, other_real_ds, random_extractor):
-    """torch-fidelity's own pipeline, with our registered extractor, gives the FID we compute from features."""
+    """torch-fidelity's own pipeline on whole native-size images, with our registered extractor, gives the FID
+    we compute from features under the default (torch-fidelity) protocol."""
     import torch_fidelity
     from torch.utils.data import Dataset
 
@@ -30,7 +31,7 @@ def test_torch_fidelity_calculate_metrics_agrees_with_evaluate(real_ds, other_re
 
     class Images(Dataset):
         def __init__(self, ds):
-            self.ims = [torch.from_numpy(to_uint8_rgb(im, 64)) for im in ds["image"]]
+            self.ims = [torch.from_numpy(to_uint8_rgb(im, None)) for im in ds["image"]]
 
         def __len__(self):
             return len(self.ims)
