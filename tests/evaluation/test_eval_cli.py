@@ -46,3 +46,16 @@ def test_evaluate_with_memorization_label_fidelity_and_tsne(real_ds, other_real_
     assert (tmp_path / "embedding.png").is_file() and len(res.tsne["coordinates"]["synthetic"]) == len(other_real_ds)
     md = (tmp_path / "evaluation.md").read_text()
     assert "Memorization" in md and "Label fidelity" in md and "Embedding plot" in md
+
+
+def test_cli_protocol_and_resolution_flags_reach_the_report(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--real", str(tiny_npz), "--synthetic", str(tiny_npz), "--synthetic_split", "val",
+               "--metrics", "fid", "--extractor", "random", "--protocol", "clean", "--match_resolution", "real",
+               "--quiet", "--no_cache", "--output", str(out)])
+    assert rc == 0
+    data = json.loads((out / "evaluation.json").read_text())
+    assert data["protocol"] == "clean" and data["compared_size"] == 28 and data["real"]["split"] == "test"
+    assert data["settings"]["match_resolution"] == "real"
+    printed = capsys.readouterr().out
+    assert "protocol **clean**" in printed and "compared at **28 px**" in printed and "n = 6 real / 6 synthetic" in printed

@@ -48,7 +48,7 @@ def _torch_fidelity(folders, name):
     import torch_fidelity
 
     out = torch_fidelity.calculate_metrics(input1=str(folders[0]), input2=str(folders[1]), fid=True, cuda=False,
-                                           feature_extractor=name, samples_find_deep=True, cache=False, datasets_num_workers=0,
+                                           feature_extractor=name, samples_find_deep=True, cache=False, save_cpu_ram=True,
                                            verbose=False, batch_size=8)
     return out["frechet_inception_distance"]
 
