@@ -51,13 +51,13 @@ def one(args) -> None:
     real, synth = ds.select(real_idx.tolist()), ds.select(synth_idx.tolist())
     t0 = time.time()
     res = evaluate(real, synth, metrics=("fid",), extractor=args.extractor, per_class=args.per_class, cache_dir=args.cache_dir,
-                   batch_size=args.batch_size, progress=False)
+                   batch_size=args.batch_size, protocol=args.protocol, progress=False)
     seconds = time.time() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"n": n, "synthetic_distinct": int(len(np.unique(synth_idx))), "seconds": round(seconds, 1),
                       "peak_rss_mb": round(peak_mb), "fid": res.value("fid"),
                       "real_cached": res.real["features_cached"], "timings": {k: round(v, 1) for k, v in res.timings.items()},
-                      "extractor": res.extractor}))
+                      "extractor": res.extractor, "protocol": res.protocol, "compared_size": res.compared_size}))
 
 
 def main(argv=None) -> int:
@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/chest_xray_pneumonia"))
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000])
     p.add_argument("--extractor", default="inception")
+    p.add_argument("--protocol", default="torch-fidelity", help="FID protocol (torch-fidelity, clean, pytorch-fid, legacy)")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--per_class", action="store_true")
     p.add_argument("--cache_dir", default=None, help=argparse.SUPPRESS)
@@ -81,6 +82,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix="sx-fid-bench-") as cache:
             for mode in ("cold", "cached"):
                 cmd = [sys.executable, __file__, "--data", args.data, "--extractor", args.extractor, "--one", str(n),
+                       "--protocol", args.protocol,
                        "--cache_dir", cache, "--batch_size", str(args.batch_size)] + (["--per_class"] if args.per_class else []) \
                     + (["--threads", str(args.threads)] if args.threads else [])
                 out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
                 repeated = "" if r["synthetic_distinct"] == n else f" (other side: {r['synthetic_distinct']} distinct images repeated; not a floor)"
                 print(f"N={n:>5} {mode:>6}: {r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:5d} MB  "
                       f"FID {r['fid']:.2f}{repeated}  (real cached: {r['real_cached']}; {r['timings']})", flush=True)
-    print(f"extractor: {results[0]['extractor']}")
+    print(f"extractor: {results[0]['extractor']}; FID protocol {results[0]['protocol']}; "
+          f"compared at {results[0]['compared_size']} px")
     # linear fit seconds = a + b * N per mode, extrapolated
     for mode in ("cold", "cached"):
         pts = [(r["n"], r["seconds"]) for r in results if r["mode"] == mode]
