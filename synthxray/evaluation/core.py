@@ -53,8 +53,8 @@ OVERALL = "overall"
 class EvaluationResult:
     """What ``evaluate`` returns: one row per class plus ``overall``, each metric as mean/std/values over seeds.
 
-    ``protocol``, ``extractor``, ``compared_size`` and each row's ``n_real`` / ``n_synthetic`` are what
-    every number depends on; the markdown and JSON state them.
+    ``protocol``, ``extractor``, ``compared_size`` (``settings["compared_size"]``) and each row's
+    ``n_real`` / ``n_synthetic`` are what every number depends on; the markdown and JSON state them.
     """
 
     extractor: str
@@ -62,7 +62,6 @@ class EvaluationResult:
     seeds: list[int]
     rows: list[dict[str, Any]]
     protocol: str = ""
-    compared_size: Any = None  # the side in px both sets were compared at (a string when not matched)
     real: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +75,11 @@ class EvaluationResult:
             if row["class"] == class_name:
                 return row
         raise KeyError(f"no row {class_name!r}; rows: {[r['class'] for r in self.rows]}")
+
+    @property
+    def compared_size(self) -> Any:
+        """The side in px both sets were compared at (a description when they were not matched)."""
+        return self.settings.get("compared_size")
 
     @property
     def overall(self) -> dict[str, Any]:
@@ -306,7 +310,6 @@ def evaluate(
     }
     result = EvaluationResult(
         extractor=ext.description, metrics=metrics, seeds=seed_list, rows=rows, protocol=proto.name,
-        compared_size=plan["compared_size"],
         real={"source": str(real) if not hasattr(real, "features") else "datasets.Dataset", "split": real_split,
               "split_note": split_note, "num_images": len(real_feats), "class_counts": real_counts,
               "features_cached": real_feats.cached},

@@ -55,7 +55,7 @@ def test_cli_protocol_and_resolution_flags_reach_the_report(tiny_npz, tmp_path, 
                "--quiet", "--no_cache", "--output", str(out)])
     assert rc == 0
     data = json.loads((out / "evaluation.json").read_text())
-    assert data["protocol"] == "clean" and data["compared_size"] == 28 and data["real"]["split"] == "test"
+    assert data["protocol"] == "clean" and data["settings"]["compared_size"] == 28 and data["real"]["split"] == "test"
     assert data["settings"]["match_resolution"] == "real"
     printed = capsys.readouterr().out
     assert "protocol **clean**" in printed and "compared at **28 px**" in printed and "n = 6 real / 6 synthetic" in printed

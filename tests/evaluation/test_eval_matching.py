@@ -84,7 +84,7 @@ def test_saved_synthetic_dataset_resolution_from_its_manifests_generator(tiny_dd
     res = evaluate(tiny_npz, str(tmp_path / "syn"), **FAST)
     assert res.compared_size == 16 and res.settings["synthetic_resolution_from"] == "the manifest's generator config"
     data = json.loads(json.dumps(res.to_dict()))
-    assert data["protocol"] == "torch-fidelity" and data["compared_size"] == 16 and data["rows"][0]["n_real"] > 0
+    assert data["protocol"] == "torch-fidelity" and data["settings"]["compared_size"] == 16 and data["rows"][0]["n_real"] > 0
 
 
 def test_test_split_is_the_default_and_training_images_are_announced(npz28, tmp_path):
