@@ -25,11 +25,11 @@ import numpy as np
 from PIL import Image
 
 from ..classes import proportional_counts, stratified_indices
+from ..manifest import DATASET_MANIFEST, GENERATOR_CONFIG
 
 logger = logging.getLogger("synthxray.evaluation")
 
 MATCH_CHOICES = ("synthetic", "real", None)
-MANIFEST = "synthxray_dataset.json"  # synthxray.synthesis.MANIFEST (not imported: synthesis pulls in the generators)
 
 
 def is_generator(obj: Any) -> bool:
@@ -140,13 +140,13 @@ def synthetic_resolution(synthetic: Any, ds=None) -> tuple[int | None, str]:
         if res:
             return int(res), "generator config"
     path = Path(str(synthetic)).expanduser() if isinstance(synthetic, (str, Path)) else None
-    if path is not None and (path / MANIFEST).is_file():
-        manifest = json.loads((path / MANIFEST).read_text())
+    if path is not None and (path / DATASET_MANIFEST).is_file():
+        manifest = json.loads((path / DATASET_MANIFEST).read_text())
         if manifest.get("resolution"):
             return int(manifest["resolution"]), "dataset manifest"
         gen_dir = Path(str(manifest.get("generator_path") or "")).expanduser()
-        if str(gen_dir) and (gen_dir / "synthxray.json").is_file():
-            res = json.loads((gen_dir / "synthxray.json").read_text()).get("resolution")
+        if str(gen_dir) and (gen_dir / GENERATOR_CONFIG).is_file():
+            res = json.loads((gen_dir / GENERATOR_CONFIG).read_text()).get("resolution")
             if res:
                 return int(res), "the manifest's generator config"
     if ds is not None:
