@@ -74,6 +74,12 @@ def generate_dataset(
     :func:`synthxray.evaluation.memorization` on the finished set (pixel space; also
     ``memorization_extractor``'s feature space when given) and records its figures, never any
     training image, in the manifest and the card. Every argument is checked before a file is written.
+
+    Launched on N processes (``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N ...`` on CPU,
+    ``accelerate launch --num_processes N ...`` on GPUs), every process checks the arguments, the
+    batches are split between processes (``PartialState.split_between_processes``), each process logs
+    its own images into the one ``<output_dir>.partial/``, and the main process merges and moves the
+    dataset into place after all have finished: the same images as one process with the same seed.
     """
     import datasets
     from tqdm.auto import tqdm
@@ -95,6 +101,13 @@ def generate_dataset(
             from .evaluation.extractors import get_extractor
 
             memorization_extractor = get_extractor(memorization_extractor)
+    state = _process_state()
+    if state.num_processes > 1:
+        if output_dir is None:
+            raise ValueError(f"generate_dataset on {state.num_processes} processes needs output_dir (--output_dir): "
+                             "the processes share their images through <output_dir>.partial/")
+        if state.device.type != "cpu":
+            generator.to(state.device)  # one device per process
     job = {
         "counts": counts, "seed": seed, **settings, **generator.provenance,
         "generate_kwargs": {k: str(v) for k, v in generate_kwargs.items()},
@@ -107,33 +120,55 @@ def generate_dataset(
     else:
         final = check_output_dir(output_dir, overwrite)
     staging = final.with_name(final.name + ".partial")
-    records = _open_staging(staging, job)
-
+    _check_staging(staging, job)  # every process, read-only: a refusal stops all of them before any write
+    state.wait_for_everyone()
+    if state.is_main_process:
+        _open_staging(staging, job)
+    state.wait_for_everyone()
+    records = _read_records(staging)
     done = {(r["class_name"], r["index"]) for r in records}
+    if done:
+        logger.info("resuming: %d images already in %s", len(done), staging)
+    logged = _count_logged(staging)
+    state.wait_for_everyone()  # every process has read the same finished set before any writes more
+
+    batches = []  # the one-process batches, whatever N: every image comes out of the same batch
+    for name, n in counts.items():
+        todo = [i for i in range(n) if (name, i) not in done]
+        batches += [(name, todo[start : start + batch_size]) for start in range(0, len(todo), batch_size)]
     total = sum(counts.values())
-    bar = tqdm(total=total, initial=len(done), desc="generate", unit="img", disable=not progress)
+    bar = tqdm(total=total, initial=len(done), desc="generate", unit="img", disable=not (progress and state.is_main_process))
+    log_name = "records.jsonl" if state.process_index == 0 else f"records.rank{state.process_index}.jsonl"
     started = time.time()
-    with open(staging / "records.jsonl", "a") as log:
-        for name, n in counts.items():
+    with state.split_between_processes(batches) as mine, open(staging / log_name, "a") as log:
+        for name, chunk in mine:
             cidx = generator.class_names.index(name)
-            todo = [i for i in range(n) if (name, i) not in done]
             (staging / "images" / _safe(name)).mkdir(parents=True, exist_ok=True)
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start : start + batch_size]
-                seeds = [sample_seed(seed, cidx, i) for i in chunk]
-                images = generator.generate(len(chunk), class_label=cidx, seed=seeds, batch_size=batch_size, **settings, **generate_kwargs)
-                for i, s, im in zip(chunk, seeds, images):
-                    rel = f"images/{_safe(name)}/{_safe(name)}_{i:06d}.png"
-                    tmp = staging / (rel + ".tmp")
-                    im.save(tmp, format="PNG")
-                    os.replace(tmp, staging / rel)
-                    rec = {"class_name": name, "index": i, "seed": s, "file": rel}
-                    log.write(json.dumps(rec) + "\n")
-                    records.append(rec)
-                log.flush()
+            seeds = [sample_seed(seed, cidx, i) for i in chunk]
+            images = generator.generate(len(chunk), class_label=cidx, seed=seeds, batch_size=batch_size, **settings, **generate_kwargs)
+            for i, s, im in zip(chunk, seeds, images):
+                rel = f"images/{_safe(name)}/{_safe(name)}_{i:06d}.png"
+                tmp = staging / (rel + ".tmp")
+                im.save(tmp, format="PNG")
+                os.replace(tmp, staging / rel)
+                log.write(json.dumps({"class_name": name, "index": i, "seed": s, "file": rel}) + "\n")
+            log.flush()
+            if state.num_processes == 1:
                 bar.update(len(chunk))
-    bar.close()
+            elif not bar.disable:  # the main process shows every process's images
+                bar.update(min(total, len(done) + _count_logged(staging) - logged) - bar.n)
+    state.wait_for_everyone()
     elapsed = time.time() - started
+    if not state.is_main_process:
+        state.wait_for_everyone()  # the main process merges and moves the dataset into place
+        return datasets.load_from_disk(str(final))
+    bar.update(total - bar.n)
+    bar.close()
+    records = _read_records(staging)
+    missing = total - sum(1 for r in records if r["index"] < counts.get(r["class_name"], 0))
+    if missing:
+        raise RuntimeError(f"{missing} of {total} images are missing from {staging} after every process finished; "
+                           "rerun the same command to make them")
 
     names = generator.class_names
     features = datasets.Features({
@@ -175,6 +210,7 @@ def generate_dataset(
     _swap_into_place(build, final)
     shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote %d images to %s", len(order), final)
+    state.wait_for_everyone()
     return datasets.load_from_disk(str(final))
 
 
@@ -243,31 +279,58 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _open_staging(staging: Path, job: dict) -> list[dict]:
-    """Create or reopen the staging folder; a folder from different arguments is an error."""
+def _process_state():
+    """accelerate's view of the processes (one when not launched by accelerate or torchrun)."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def _check_staging(staging: Path, job: dict) -> bool:
+    """True when ``staging`` holds images of this job to resume; an error when it holds another job's."""
     job_file = staging / "job.json"
-    if staging.exists() and not any((staging / "images").rglob("*.png")) and (job_file.is_file() or not any(staging.iterdir())):
-        shutil.rmtree(staging)  # an earlier attempt that made no image: nothing to keep
+    if not staging.exists():
+        return False
+    if not any((staging / "images").rglob("*.png")) and (job_file.is_file() or not any(staging.iterdir())):
+        return False  # an earlier attempt that made no image: nothing to keep
+    if not job_file.is_file() or json.loads(job_file.read_text()) != json.loads(json.dumps(job)):
+        raise FileExistsError(
+            f"{staging} holds an interrupted generation with other settings; delete it or rerun with the same arguments"
+        )
+    return True
+
+
+def _open_staging(staging: Path, job: dict) -> None:
+    """Reopen the staging folder of this job, or start it afresh (the main process only)."""
+    if _check_staging(staging, job):
+        return
     if staging.exists():
-        if not job_file.is_file() or json.loads(job_file.read_text()) != json.loads(json.dumps(job)):
-            raise FileExistsError(
-                f"{staging} holds an interrupted generation with other settings; delete it or rerun with the same arguments"
-            )
-        records = []
-        log = staging / "records.jsonl"
-        if log.is_file():
-            for line in log.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by the interruption
-                    continue
-                if (staging / rec["file"]).is_file():
-                    records.append(rec)
-        logger.info("resuming: %d images already in %s", len(records), staging)
-        return records
+        shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    job_file.write_text(json.dumps(job, indent=2) + "\n")
-    return []
+    (staging / "job.json").write_text(json.dumps(job, indent=2) + "\n")
+
+
+def _read_records(staging: Path) -> list[dict]:
+    """The finished images logged by every process (``records*.jsonl``) whose file is there, once each."""
+    records: dict[tuple[str, int], dict] = {}
+    for log in sorted(staging.glob("records*.jsonl")):
+        for line in log.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by the interruption
+                continue
+            if (staging / rec["file"]).is_file():
+                records[(rec["class_name"], rec["index"])] = rec
+    return list(records.values())
+
+
+def _count_logged(staging: Path) -> int:
+    total = 0
+    for log in staging.glob("records*.jsonl"):
+        with open(log, "rb") as f:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b""))
+    return total
 
 
 def _swap_into_place(build: Path, final: Path) -> None:

@@ -236,3 +236,26 @@ def test_generate_command_ctrl_c_says_how_to_resume(tiny_ddpm_dir, tmp_path, cap
     assert len(list((tmp_path / "syn.partial" / "images").rglob("*.png"))) == 1
     assert main(argv) == 0 and len(load_dataset(tmp_path / "syn")) == 4
     assert calls["n"] == 5  # 1 image kept, 3 made on the rerun (after the interrupted call)
+
+
+def test_resume_reads_every_process_log(tiny_ddpm_dir, tmp_path):
+    """A run on N processes leaves one records log per process; any later run (1 or N processes) keeps all their images."""
+    gen = load_generator(tiny_ddpm_dir)
+    original, calls = gen._generate_batch, {"n": 0}
+
+    def killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Interrupt("rank killed")
+        return original(*args, **kwargs)
+
+    gen._generate_batch = killed
+    with pytest.raises(Interrupt):
+        generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", batch_size=2, num_inference_steps=2, progress=False)
+    partial = tmp_path / "syn.partial"
+    (partial / "records.jsonl").rename(partial / "records.rank1.jsonl")
+    (partial / "records.rank1.jsonl").open("a").write('{"class_name": "1", "ind')  # a line cut by the kill
+    calls["n"] = 10
+    ds = generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", batch_size=2, num_inference_steps=2, progress=False)
+    assert calls["n"] == 11 and ds["label"] == [0, 0, 1, 1]  # only class 1's batch was made
+    assert ds["seed"] == [sample_seed(0, c, i) for c in (0, 1) for i in (0, 1)]

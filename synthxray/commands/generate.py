@@ -77,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"synthxray generate: interrupted: rerun the same command to resume (finished images are kept in {args.output_dir}.partial)",
               file=sys.stderr)
         return 130
+    from ..synthesis import _process_state
+
+    if not _process_state().is_main_process:  # on N processes the main one reports
+        return 0
     print(f"wrote {len(ds)} images ({', '.join(gen.class_names)}) to {args.output_dir}")
     if args.check_memorization is not None:
         import json

@@ -1,0 +1,76 @@
+"""`synthxray generate` on 2 CPU processes (torchrun + accelerate's CPU flag, gloo): same images as 1 process, resumable."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthxray import generate_dataset, load_dataset, load_generator
+
+pytestmark = pytest.mark.slow
+ARGS = dict(per_class=3, seed=5, batch_size=2, num_inference_steps=2)
+
+
+def generate_on_two_processes(model: Path, output_dir: Path, *flags: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "synthxray.cli", "generate",
+           "--model", str(model), "--output_dir", str(output_dir), "--per_class", str(ARGS["per_class"]), "--seed", str(ARGS["seed"]),
+           "--batch_size", str(ARGS["batch_size"]), "--num_inference_steps", str(ARGS["num_inference_steps"]), "--device", "cpu", *flags]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def assert_same_dataset(a, b) -> None:
+    assert a["label"] == b["label"] and a["class_name"] == b["class_name"] and a["seed"] == b["seed"]
+    for x, y in zip(a["image"], b["image"]):
+        assert np.array_equal(np.asarray(x), np.asarray(y))  # pixel-identical
+
+
+def test_two_processes_make_the_one_process_images(tiny_ddpm_dir, tmp_path):
+    one = generate_dataset(load_generator(tiny_ddpm_dir), output_dir=tmp_path / "one", progress=False, **ARGS)
+    run = generate_on_two_processes(tiny_ddpm_dir, tmp_path / "two")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(re.findall(r"generate:\s+0%", run.stderr)) == 1  # one progress bar, the main process's
+    two = load_dataset(tmp_path / "two")
+    assert len(two) == 6 and two["label"] == [0, 0, 0, 1, 1, 1]
+    assert_same_dataset(two, one)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no .partial or .old-* left behind
+    run = generate_on_two_processes(tiny_ddpm_dir, tmp_path / "two")  # the overwrite guard holds on every process
+    assert run.returncode != 0 and "already exists (a synthxray dataset)" in run.stderr
+
+
+class Interrupt(RuntimeError):
+    pass
+
+
+def test_two_processes_resume_a_killed_run_without_redoing_finished_images(tiny_ddpm_dir, tmp_path):
+    gen = load_generator(tiny_ddpm_dir)
+    original, calls = gen._generate_batch, {"n": 0}
+
+    def killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Interrupt("rank killed")
+        return original(*args, **kwargs)
+
+    gen._generate_batch = killed
+    with pytest.raises(Interrupt):
+        generate_dataset(gen, output_dir=tmp_path / "syn", progress=False, **ARGS)
+    partial = tmp_path / "syn.partial"
+    os.replace(partial / "records.jsonl", partial / "records.rank1.jsonl")  # the log a killed rank 1 leaves
+    kept = {p.relative_to(partial / "images").as_posix(): p.stat().st_ino for p in (partial / "images").rglob("*.png")}
+    assert sorted(kept) == ["0/0_000000.png", "0/0_000001.png"]
+    run = generate_on_two_processes(tiny_ddpm_dir, tmp_path / "syn", "--image_folder")
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = tmp_path / "syn" / "image_folder"
+    for rel, inode in kept.items():
+        assert (folder / rel).stat().st_ino == inode  # the finished images were kept, not made again
+    assert len(list(folder.rglob("*.png"))) == 6
+    fresh = generate_dataset(load_generator(tiny_ddpm_dir), progress=False, **ARGS)
+    assert_same_dataset(load_dataset(tmp_path / "syn"), fresh)
