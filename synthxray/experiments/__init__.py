@@ -20,7 +20,8 @@ A spec (``synthxray experiment --config exp.yaml``; unknown keys are errors)::
     output_dir: runs/exp
 """
 
-from .backbones import BACKBONES, Classifier, build_classifier, list_backbones, load_classifier
+from .backbones import BACKBONES, create_backbone, list_backbones, register_backbone
+from .classifier import Classifier, build_classifier, load_classifier
 from .recipes import Recipe, augment, parse_recipe
 from .report import compute_metrics
 from .runner import ExperimentResults, demo_experiment, run_experiment, write_report
@@ -28,5 +29,5 @@ from .spec import ExperimentSpec, load_spec
 
 __all__ = [
     "BACKBONES", "Classifier", "ExperimentResults", "ExperimentSpec", "Recipe", "augment", "build_classifier",
-    "compute_metrics", "demo_experiment", "list_backbones", "load_classifier", "load_spec", "parse_recipe", "run_experiment", "write_report",
+    "compute_metrics", "create_backbone", "register_backbone", "demo_experiment", "list_backbones", "load_classifier", "load_spec", "parse_recipe", "run_experiment", "write_report",
 ]

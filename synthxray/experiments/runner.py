@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backbones import Classifier, load_classifier
+from .classifier import Classifier, load_classifier
 from ..classes import match_class_names, stratified_indices
 from .recipes import Recipe, augment, display_name, synthetic_needed
 from .report import aggregate, compute_metrics, markdown_table, write_csv, write_json, write_plots

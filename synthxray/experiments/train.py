@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbones import Classifier
+from .classifier import Classifier
 
 logger = logging.getLogger("synthxray.experiments")
 

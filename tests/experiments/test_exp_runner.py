@@ -97,7 +97,7 @@ def test_robustness_stage(tmp_path, real_train, real_test, synthetic):
 def test_fgsm_and_bim_stay_within_epsilon():
     import torch
 
-    from synthxray.experiments.backbones import Classifier
+    from synthxray.experiments.classifier import Classifier
     from synthxray.experiments.robustness import perturb
 
     torch.manual_seed(0)
