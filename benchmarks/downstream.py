@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", default=str(default_data()), help="PneumoniaMNIST .npz (train / val / test splits)")
     p.add_argument("--model", default=None, help="synthxray generator folder; default: train the default DDPM into OUTPUT/model")
     p.add_argument("--budget_minutes", type=float, default=24.0, help="training budget when --model is not given")
+    p.add_argument("--checkpoint", default=None,
+                   help="a train_ddpm.py checkpoint folder (OUTPUT_DIR/checkpoints/checkpoint_K) whose EMA weights are exported into --model "
+                        "when that training run has not finished (the report then names the step)")
     p.add_argument("--output_dir", default=str(ROOT / "runs" / "downstream"))
     p.add_argument("--per_class", type=int, default=1200, help="pool images per class (seed 004: 1,200)")
     p.add_argument("--scheduler", default="dpm-sde")
@@ -92,8 +95,50 @@ def _timing(out: Path, key: str, seconds: float) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def export_checkpoint(checkpoint: Path, target: Path) -> Path:
+    """A generator folder from a ``train_ddpm.py`` checkpoint: its EMA weights, the run's own config and class names."""
+    import dataclasses
+
+    import torch
+    from diffusers.training_utils import EMAModel
+
+    from synthxray.data import class_names, is_grayscale, load_dataset
+    from synthxray.generators.base import GeneratorInfo
+    from synthxray.generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator
+    from synthxray.training.ddpm import DDPMTrainingConfig, build_model
+
+    if (target / "synthxray.json").is_file():
+        return target
+    run = checkpoint.parents[1]
+    raw = json.loads((run / "training_config.json").read_text())
+    known = {f.name for f in dataclasses.fields(DDPMTrainingConfig)}
+    cfg = DDPMTrainingConfig(**{k: v for k, v in raw.items() if k in known})
+    ds = load_dataset(cfg.dataset, split=cfg.dataset_split)
+    names, channels = class_names(ds), cfg.channels or (1 if is_grayscale(ds) else 3)
+    unet, scheduler = build_model(cfg, len(names), channels)
+    ema_state = torch.load(checkpoint / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=False)
+    step = json.loads(json.dumps(torch.load(checkpoint / "custom_checkpoint_1.pkl", map_location="cpu", weights_only=False), default=str)).get("step")
+    ema = EMAModel(unet.parameters())
+    ema.load_state_dict(ema_state)
+    ema.copy_to(unet.parameters())
+    info = GeneratorInfo(backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
+                         data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds)},
+                         defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
+                         extra={"train_steps": step, "exported_from_checkpoint": str(checkpoint), "train_config": raw})
+    pipe = ClassConditionalDDPMPipeline(unet=unet.eval(), scheduler=scheduler)
+    tmp = target.with_name(target.name + ".partial")
+    DDPMGenerator(pipe, info).save_pretrained(tmp)
+    os.replace(tmp, target)
+    _log(f"exported the EMA weights of {checkpoint} (step {step} of {cfg.max_train_steps}) into {target}")
+    return target
+
+
 def model_dir(args, out: Path) -> Path:
     """``--model``, or the default DDPM trained on PneumoniaMNIST train for the time budget (reused once trained)."""
+    if args.checkpoint:
+        if not args.model:
+            raise SystemExit("--checkpoint needs --model: the folder to export the checkpoint's generator into")
+        export_checkpoint(Path(args.checkpoint), Path(args.model))
     if args.model:
         path = Path(args.model)
         if not (path / "synthxray.json").is_file():

@@ -228,8 +228,15 @@ def run_config(spec: ExperimentSpec, backbone: BackboneSpec, recipe: Recipe, see
         "val_split": "datasets.train_test_split(stratify_by_column=label)" if spec.val is None else None,
         "max_real_train": spec.max_real_train, "positive_class": spec.positive_class,
         "data": {k: s[k] for k in ("real_train", "real_train_split", "val", "val_split", "test", "test_split")},
-        "synthetic": s["synthetic"] if recipe.needs_pool else None,
+        "synthetic": s["synthetic"] if recipe.uses_synthetic else (_pool_size_config(s["synthetic"]) if recipe.needs_pool else None),
     }
+
+
+def _pool_size_config(synthetic: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What decides the pool's class counts (all an oversampling recipe reads of it), not which generator drew it."""
+    if synthetic is None:
+        return None
+    return {k: synthetic.get(k) for k in ("dataset", "split", "per_class", "pool_ratio")}
 
 
 def run_key(config: dict[str, Any]) -> str:
