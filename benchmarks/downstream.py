@@ -212,7 +212,7 @@ def measure_quality(args, out: Path) -> dict:
     """FID / precision / recall in the test class mix, label fidelity, memorization (public synthxray API)."""
     import numpy as np
 
-    from synthxray import evaluate, load_classifier, load_dataset, memorization
+    from synthxray import evaluate, label_fidelity, load_classifier, load_dataset, memorization
     from synthxray.classes import match_class_names, proportional_counts
 
     path = out / "quality.json"
@@ -229,20 +229,18 @@ def measure_quality(args, out: Path) -> dict:
     # the first images of each class: generate_dataset's per-image seeds make these the pool's (and a fresh sample's) first images
     rows = np.concatenate([np.flatnonzero(pool_labels == names.index(n))[: want[n]] for n in names])
     subset = pool.select(rows.tolist())
+    res = evaluate(args.data, subset, metrics=["fid", "precision", "recall"], real_split="test", per_class=True, output_dir=str(out / "quality"))
     baseline = out / args.backbones[0] / "runs" / args.backbones[0] / "baseline" / "seed_0" / "classifier"
-    classifier = load_classifier(baseline) if baseline.is_dir() else None
-    metrics = ["fid", "precision", "recall"] + (["label_fidelity"] if classifier is not None else [])
-    res = evaluate(args.data, subset, metrics=metrics, real_split="test", classifier=classifier, per_class=True, output_dir=str(out / "quality"))
+    fidelity = label_fidelity(pool, classifier=load_classifier(baseline), real_test=test) if baseline.is_dir() else None
     mem = memorization(load_dataset(args.data, split="train"), subset, extractor="inception" if args.memorization_features else None,
                        output_dir=str(out / "quality" / "memorization"), progress=False)
     settings = dict(getattr(res, "settings", {}) or {})
     quality = {
         "n_real": len(test), "n_synthetic": len(subset), "synthetic_per_class": {n: want[n] for n in names},
         "extractor": res.extractor, "protocol": settings.get("protocol") or settings.get("preprocessing"), "settings": settings,
-        "rows": res.rows, "label_fidelity": res.label_fidelity,
-        "label_fidelity_classifier": str(baseline) if classifier is not None else None,
-        "memorization": {space: {k: v for k, v in d.items() if k not in ("closest",)} for space, d in mem["spaces"].items()},
-        "memorization_num_train": mem.get("num_train"),
+        "rows": res.rows, "label_fidelity": fidelity, "label_fidelity_classifier": str(baseline) if fidelity else None,
+        "memorization": {space: {k: v for k, v in d.items() if k != "closest_pairs"} for space, d in mem["spaces"].items()},
+        "memorization_num_train": mem.get("num_train"), "memorization_num_synthetic": mem.get("num_synthetic"),
     }
     path.write_text(json.dumps(quality, indent=2, default=str) + "\n")
     _timing(out, "quality_s", time.time() - t0)
@@ -283,9 +281,11 @@ def classifier_section(backbone: str, res) -> list[str]:
         lines.append(f"| {display_name(r['recipe'])} | {real} | {r['n_synthetic']} | {len(r['seeds'])} | {_pct(acc['mean'])}{std} | "
                      f"{r['f1']['mean']:.3f} | {r['auc']['mean']:.3f} | {_paired(r['paired'].get('baseline'))} | {_paired(r['paired'].get('balanced-real'))} | "
                      + " | ".join(seed) + " |")
+    cm0 = res.rows[0]["confusion_matrix"]
+    n0, n1 = round(sum(cm0[0])), round(sum(cm0[1]))
     lines += ["", "Class balance, the mechanism seed 004 named: the share of NORMAL images the classifier trained on, and the test images it got right "
-              "(mean over seeds; the test set has 234 NORMAL, 390 PNEUMONIA).", "",
-              "| Experiment | NORMAL share in training | NORMAL right (of 234) | PNEUMONIA right (of 390) | predicted NORMAL (of 624) |", "|---|---|---|---|---|"]
+              f"(mean over seeds; the test set has {n0} NORMAL, {n1} PNEUMONIA).", "",
+              f"| Experiment | NORMAL share in training | NORMAL right (of {n0}) | PNEUMONIA right (of {n1}) | predicted NORMAL (of {n0 + n1}) |", "|---|---|---|---|---|"]
     for r in res.rows:
         runs = [x for x in res.runs if x["recipe"] == r["recipe"]]
         cm = r["confusion_matrix"]
@@ -303,11 +303,20 @@ def quality_section(q: dict) -> list[str]:
         lines.append(f"| {row['class']} | {row['n_real']} | {row['n_synthetic']} | {get('fid')} | {get('precision')} | {get('recall')} |")
     lf = q.get("label_fidelity")
     if lf:
-        lines += ["", f"Label fidelity under the study's baseline classifier ({q['label_fidelity_classifier']}): "
-                  + json.dumps({k: v for k, v in lf.items() if isinstance(v, (int, float, str, dict)) and k not in ("confusion_matrix",)}, default=str)[:600]]
+        names = lf["class_names"]
+        lines += ["", f"Label fidelity: the study's real-trained baseline classifier (seed 0, `{q['label_fidelity_classifier']}`) on the whole pool "
+                  "and on the real test set:", "", "| set | accuracy | macro F1 | " + " | ".join(f"F1 {n}" for n in names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for key, title in (("real_test", f"real test ({q['n_real']})"), ("synthetic", "synthetic pool")):
+            if key in lf:
+                sc = lf[key]
+                lines.append(f"| {title} | {sc['accuracy']:.3f} | {sc['macro_f1']:.3f} | " + " | ".join(f"{sc['per_class'][n]['f1']:.3f}" for n in names) + " |")
     for space, d in q.get("memorization", {}).items():
-        lines += ["", f"Memorization ({space} space, nearest of {q['memorization_num_train']} training images): "
-                  + json.dumps({k: v for k, v in d.items() if not isinstance(v, list)}, default=str)[:600]]
+        s2t = d["synthetic_to_train"]
+        lines += ["", f"Memorization ({space} space, {d['metric']}): each of the {q['memorization_num_synthetic']} pool images' nearest of the "
+                  f"{q['memorization_num_train']} training images; {100 * d['fraction_below']:.1f}% are closer than the threshold {d['threshold']:.4f} "
+                  f"({d['threshold_from']}; {100 * d['reference_fraction_below']:.1f}% of the reference by construction); "
+                  f"synthetic-to-train distances {json.dumps({k: round(v, 4) for k, v in s2t.items()})}."]
     return lines + [""]
 
 
@@ -346,7 +355,8 @@ def write_plots(results: dict, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for r in res.rows:
             for x in (x for x in res.runs if x["recipe"] == r["recipe"]):
-                ax.scatter(100 * _normal_share(x), x["metrics"]["confusion_matrix"][0][0] / 234 * 100, s=14, alpha=0.6,
+                cm = x["metrics"]["confusion_matrix"]
+                ax.scatter(100 * _normal_share(x), 100 * cm[0][0] / max(1, sum(cm[0])), s=14, alpha=0.6,
                            marker="s" if x["counts"]["synthetic"] else "o", label=display_name(r["recipe"]) if x["seed"] == r["seeds"][0] else None)
         ax.set_xlabel("NORMAL share of the training images (%)")
         ax.set_ylabel("NORMAL test images right (%)")
@@ -367,7 +377,7 @@ def report(args, out: Path, results: dict, quality: dict | None) -> str:
              f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (timings indicative), no GPU; "
              f"torch threads {args.threads}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
              f"Wall time by stage (s): {json.dumps(timings)}.", "",
-             f"Classifiers: PneumoniaMNIST train (4,708) / val (524) / test (624) at {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}, "
+             f"Classifiers: PneumoniaMNIST train / val / test splits (all images) at {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}, "
              f"AdamW + cosine, best validation epoch kept; pool {args.per_class} per class ({args.scheduler}, {args.steps} steps) from {synthetic_spec(args, out)['generator']}; "
              "synth-N adds N% of the pool (seed 004's convention, the default).", ""]
     if quality:
