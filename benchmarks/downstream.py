@@ -269,10 +269,11 @@ def _normal_share(run: dict) -> float:
 def classifier_section(backbone: str, res) -> list[str]:
     from synthxray.experiments.recipes import display_name
 
+    refs = sorted(dict.fromkeys(ref for r in res.rows for ref in r["paired"]), key=lambda ref: (ref != "baseline", ref))
     lines = [f"#### {backbone}{'' if all(r['pretrained'] for r in res.rows) else ' (random initial weights)'}", "",
-             "| Experiment | Real | Synthetic | Seeds | Accuracy % (mean ± std) | F1 | AUC | Δ vs Baseline, paired (95% CI) | Δ vs Balanced-Real, paired (95% CI) "
-             "| Seed 004: accuracy % | F1 | AUC | Δ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Experiment | Real | Synthetic | Seeds | Accuracy % (mean ± std) | F1 | AUC | "
+             + " | ".join(f"Δ vs {display_name(ref)}, paired (95% CI)" for ref in refs) + " | Seed 004: accuracy % | F1 | AUC | Δ |",
+             "|" + "---|" * (11 + len(refs))]
     for r in res.rows:
         acc = r["accuracy"]
         std = f" ± {100 * acc['std']:.1f}" if acc["std"] is not None else ""
@@ -280,7 +281,7 @@ def classifier_section(backbone: str, res) -> list[str]:
         seed = [f"{s[0]:.1f}", f"{s[1]:.3f}", f"{s[2]:.3f}", "" if r["recipe"] == "baseline" else f"{s[0] - SEED_004['baseline'][0]:+.1f}"] if s else ["–"] * 4
         real = str(r["n_real"]) + (f" + {r['n_real_repeats']} repeats" if r.get("n_real_repeats") else "")
         lines.append(f"| {display_name(r['recipe'])} | {real} | {r['n_synthetic']} | {len(r['seeds'])} | {_pct(acc['mean'])}{std} | "
-                     f"{r['f1']['mean']:.3f} | {r['auc']['mean']:.3f} | {_paired(r['paired'].get('baseline'))} | {_paired(r['paired'].get('balanced-real'))} | "
+                     f"{r['f1']['mean']:.3f} | {r['auc']['mean']:.3f} | " + " | ".join(_paired(r["paired"].get(ref)) for ref in refs) + " | "
                      + " | ".join(seed) + " |")
     cm0 = res.rows[0]["confusion_matrix"]
     n0, n1 = round(sum(cm0[0])), round(sum(cm0[1]))
@@ -416,9 +417,8 @@ def main(argv=None) -> int:
 
             for backbone in args.backbones:
                 folder = out / backbone
-                if (folder / "spec.json").is_file():
-                    seeds = json.loads((folder / "spec.json").read_text())["seeds"]
-                    results[backbone] = write_report(load_spec(experiment_spec(args, out, backbone, seeds)), folder)
+                if (folder / "runs").is_dir():  # every finished run of the requested seeds (a cut-short seed counts where it ran)
+                    results[backbone] = write_report(load_spec(experiment_spec(args, out, backbone, list(args.seeds))), folder)
         text = report(args, out, results, quality)
         write_plots(results, out)
         (out / "report.md").write_text(text)
