@@ -1,35 +1,54 @@
-"""Data recipes: how much real and how much synthetic data a classifier is trained on.
+"""Data recipes: how much real and how much synthetic data a classifier is trained on, and how.
 
 Counts, the rules every recipe follows:
 
 * real images kept per class = ``round(real_fraction * n_real[c])`` (stratified, seeded);
-* synthetic images in total = ``round(ratio * len(real))``, where ``len(real)`` is the whole real
-  training set *before* ``real_fraction``; ``ratio="all"`` takes the whole synthetic pool;
+* ``ratio_of="synthetic"`` (the default, seed 004's convention): synthetic images in total =
+  ``round(ratio * len(pool))``; Synth-25 takes 25% of a 2,400-image pool (600 images), so a ratio
+  above 1 is an error when the spec is read;
+* ``ratio_of="real"``: synthetic images in total = ``round(ratio * len(real))``, where ``len(real)``
+  is the whole real training set *before* ``real_fraction`` (Synth-50 adds half as many synthetic
+  images as there are real ones);
+* ``ratio="all"`` takes the whole synthetic pool under either convention;
 * ``balance="balanced"`` splits that total equally over the classes (seed 004 made 1,200 of each);
-  ``balance="real"`` splits it in the real training set's class proportions;
-* ``ratio_of="synthetic"`` measures ``ratio`` against the synthetic pool instead of the real set:
-  seed 004's convention, where Synth-25 took 25% of a 2,400-image pool (600 images).
+  ``balance="real"`` splits it in the real training set's class proportions; ``balance="pool"`` in
+  the pool's own proportions (Synth-100 is then the whole pool, whatever its class mix).
 
 Named recipes (any number works where a number is shown):
 
-============================  ====================  ==============  ==========================
-name                          real_fraction         synthetic       per-batch synthetic share
-============================  ====================  ==============  ==========================
-``baseline``, ``real-only``   1                     none            -
-``synth-N`` (25, 50, 100)     1                     N% of real      -
-``limited-N`` (10, 25)        N/100                 all             -
-``real-N``                    N/100                 none            -
-``synth-only``,               0                     all             -
+==============================  =============  ====================  ======================================
+name                            real_fraction  synthetic             how it trains
+==============================  =============  ====================  ======================================
+``baseline``, ``real-only``     1              none                  -
+``synth-N`` (25, 50, 100)       1              N% (of the pool)      -
+``limited-N`` (10, 25)          N/100          all                   -
+``real-N``                      N/100          none                  -
+``synth-only``,                 0              all                   -
 ``synthetic-only``
-``mixed``, ``mixed-N``        1                     all             N% of every batch (50)
-============================  ====================  ==============  ==========================
+``mixed``, ``mixed-N``          1              all                   N% of every batch synthetic (50)
+``balanced-real``,              1              none                  real images oversampled to synth-N's
+``balanced-real-N``                                                  class counts (N = 50 by default)
+``reweighted-real``             1              none                  class-weighted loss (balanced weights)
+``pretrain-synth``              1              all                   trained on the pool, then fine-tuned
+                                                                     on the real images
+==============================  =============  ====================  ======================================
 
-A recipe can also be a mapping with ``name``, ``real_fraction``, ``synthetic_ratio`` (a number or
-``"all"``), ``batch_synthetic_fraction`` and ``balance``.
+The controls: ``balanced-real-N`` trains on exactly as many images per class per epoch as
+``synth-N`` does, but the extra images are *real* images of that class drawn again with
+replacement (random oversampling, like imbalanced-learn's ``RandomOverSampler``; drawn once per
+seed; the random flip/rotation/jitter makes every repeat a different view). So ``synth-N`` vs
+``balanced-real-N`` isolates what the synthetic images add beyond the change of class mix and epoch
+length. ``reweighted-real`` keeps the real set and weights the loss by ``n / (k * n_c)``
+(scikit-learn's "balanced" weights).
+
+A recipe can also be a mapping with the fields of :class:`Recipe` (``name``, ``real_fraction``,
+``synthetic_ratio`` (a number or ``"all"``), ``batch_synthetic_fraction``, ``balance``,
+``ratio_of``, ``oversample_like``, ``class_weight``, ``pretrain_synthetic``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -39,63 +58,119 @@ import numpy as np
 
 from ..classes import largest_remainder, match_class_names
 
-BALANCES = ("balanced", "real")
-RATIO_OF = ("real", "synthetic")
-SOURCE_REAL, SOURCE_SYNTHETIC = "real", "synthetic"
+BALANCES = ("balanced", "real", "pool")
+RATIO_OF = ("synthetic", "real")
+DEFAULT_RATIO_OF = "synthetic"
+CLASS_WEIGHTS = ("balanced",)
+SOURCE_REAL, SOURCE_REPEAT, SOURCE_SYNTHETIC = "real", "real-repeat", "synthetic"
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """One training-data recipe (see the module docstring for the count rules)."""
+
     name: str
     real_fraction: float = 1.0
-    synthetic_ratio: float | str = 0.0  # fraction of the real training set's size, or "all"
+    synthetic_ratio: float | str = 0.0  # share of the pool (ratio_of synthetic) or of the real count, or "all"
     batch_synthetic_fraction: float | None = None  # mixed regime: share of synthetic images in every batch
     balance: str | None = None  # None: the experiment's default
+    ratio_of: str | None = None  # None: the experiment's default
+    oversample_like: float | None = None  # oversample real images to the class counts synth-(100x) would give
+    class_weight: str | None = None  # "balanced": loss weights n / (k * n_c)
+    pretrain_synthetic: bool = False  # train on the synthetic images first, then fine-tune on the real ones
 
     def __post_init__(self) -> None:
+        where = f"recipe {self.name!r}"
         if not 0.0 <= float(self.real_fraction) <= 1.0:
-            raise ValueError(f"recipe {self.name!r}: real_fraction must be in [0, 1], got {self.real_fraction}")
+            raise ValueError(f"{where}: real_fraction must be in [0, 1], got {self.real_fraction}")
         if self.synthetic_ratio != "all" and (not isinstance(self.synthetic_ratio, (int, float)) or self.synthetic_ratio < 0):
-            raise ValueError(f"recipe {self.name!r}: synthetic_ratio must be a number >= 0 or 'all', got {self.synthetic_ratio!r}")
+            raise ValueError(f"{where}: synthetic_ratio must be a number >= 0 or 'all', got {self.synthetic_ratio!r}")
         if self.batch_synthetic_fraction is not None and not 0.0 < self.batch_synthetic_fraction < 1.0:
-            raise ValueError(f"recipe {self.name!r}: batch_synthetic_fraction must be in (0, 1), got {self.batch_synthetic_fraction}")
+            raise ValueError(f"{where}: batch_synthetic_fraction must be in (0, 1), got {self.batch_synthetic_fraction}")
         if self.balance is not None and self.balance not in BALANCES:
-            raise ValueError(f"recipe {self.name!r}: balance must be one of {BALANCES}, got {self.balance!r}")
+            raise ValueError(f"{where}: balance must be one of {BALANCES}, got {self.balance!r}")
+        if self.ratio_of is not None and self.ratio_of not in RATIO_OF:
+            raise ValueError(f"{where}: ratio_of must be one of {RATIO_OF}, got {self.ratio_of!r}")
+        if self.class_weight is not None and self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"{where}: class_weight must be one of {CLASS_WEIGHTS} or unset, got {self.class_weight!r}")
         if self.real_fraction == 0 and not self.uses_synthetic:
-            raise ValueError(f"recipe {self.name!r} has neither real nor synthetic images")
+            raise ValueError(f"{where} has neither real nor synthetic images")
         if self.batch_synthetic_fraction is not None and (self.real_fraction == 0 or not self.uses_synthetic):
-            raise ValueError(f"recipe {self.name!r}: a per-batch synthetic share needs both real and synthetic images")
+            raise ValueError(f"{where}: a per-batch synthetic share needs both real and synthetic images")
+        if self.oversample_like is not None:
+            if self.uses_synthetic or self.real_fraction == 0 or self.oversample_like <= 0:
+                raise ValueError(f"{where}: oversample_like (> 0) oversamples real images, so the recipe takes no synthetic images and some real ones")
+        if self.pretrain_synthetic and (not self.uses_synthetic or self.real_fraction == 0 or self.batch_synthetic_fraction is not None):
+            raise ValueError(f"{where}: pretrain_synthetic needs synthetic and real images and no per-batch share")
 
     @property
     def uses_synthetic(self) -> bool:
+        """Whether the classifier sees synthetic images."""
         return self.synthetic_ratio == "all" or float(self.synthetic_ratio) > 0
 
-    def describe(self) -> str:
-        real = "all real" if self.real_fraction == 1 else ("no real" if self.real_fraction == 0 else f"{self.real_fraction:.0%} of real")
+    @property
+    def needs_pool(self) -> bool:
+        """Whether the counts depend on the synthetic pool (its images, or only its size)."""
+        return self.uses_synthetic or self.oversample_like is not None
+
+    def check(self, ratio_of: str = DEFAULT_RATIO_OF) -> None:
+        """Reject ratios the pool can never give (a share of the pool above 100%), naming the recipe."""
+        ratio_of = self.ratio_of or ratio_of
+        if ratio_of != "synthetic":
+            return
+        for what, value in (("synthetic_ratio", self.synthetic_ratio), ("oversample_like", self.oversample_like)):
+            if isinstance(value, (int, float)) and value > 1 + 1e-9:
+                raise ValueError(
+                    f"recipe {self.name!r} asks for {value:.0%} of the synthetic pool ({what} {value}), but a pool can give at most 100% "
+                    "(ratio_of: synthetic, the default: synth-N takes N% of the pool); use at most 100, or ratio_of: real to count N% of the real set"
+                )
+
+    def describe(self, ratio_of: str = DEFAULT_RATIO_OF, balance: str = "balanced") -> str:
+        """The recipe in words, under the experiment's ``ratio_of`` and ``balance`` (a recipe's own override wins)."""
+        ratio_of, balance = self.ratio_of or ratio_of, self.balance or balance
+        real = "all real" if self.real_fraction == 1 else ("no real" if self.real_fraction == 0 else f"{self.real_fraction:.0%} of each real class")
+        mix = {"balanced": "equal per class", "real": "in the real class mix", "pool": "in the pool's class mix"}[balance]
         if not self.uses_synthetic:
             synth = "no synthetic"
         elif self.synthetic_ratio == "all":
-            synth = "all synthetic"
+            synth = "the whole synthetic pool"
+        elif ratio_of == "synthetic":
+            synth = f"{float(self.synthetic_ratio):.0%} of the synthetic pool ({mix})"
         else:
-            synth = f"synthetic = {float(self.synthetic_ratio):.0%} of the real count"
-        batch = f", {self.batch_synthetic_fraction:.0%} synthetic in every batch" if self.batch_synthetic_fraction else ""
-        return f"{real} + {synth}{batch}"
+            synth = f"synthetic images = {float(self.synthetic_ratio):.0%} of the real count ({mix})"
+        text = f"{real} + {synth}"
+        if self.oversample_like is not None:
+            of = "of the synthetic pool" if ratio_of == "synthetic" else "of the real count"
+            text += (f", real images oversampled (with replacement) to the class counts of adding {self.oversample_like:.0%} {of} ({mix})")
+        if self.batch_synthetic_fraction:
+            text += f", {self.batch_synthetic_fraction:.0%} synthetic in every batch"
+        if self.class_weight:
+            text += ", class-weighted loss (n / (k * n_c))"
+        if self.pretrain_synthetic:
+            text += "; trained on the synthetic images first, then fine-tuned on the real ones"
+        return text
+
+
+def _num(m: re.Match, default: float = 0.0) -> float:
+    return float(m.group(1)) / 100 if m.lastindex and m.group(1) else default
 
 
 _PATTERNS = [
     (re.compile(r"(baseline|real-only|real)"), lambda m, n: Recipe(n)),
     (re.compile(r"(synth-only|synthetic-only)"), lambda m, n: Recipe(n, real_fraction=0.0, synthetic_ratio="all")),
-    (re.compile(r"synth-(\d+(?:\.\d+)?)"), lambda m, n: Recipe(n, synthetic_ratio=float(m.group(1)) / 100)),
-    (re.compile(r"limited-(\d+(?:\.\d+)?)"), lambda m, n: Recipe(n, real_fraction=float(m.group(1)) / 100, synthetic_ratio="all")),
-    (re.compile(r"real-(\d+(?:\.\d+)?)"), lambda m, n: Recipe(n, real_fraction=float(m.group(1)) / 100)),
-    (re.compile(r"mixed"), lambda m, n: Recipe(n, synthetic_ratio="all", batch_synthetic_fraction=0.5)),
-    (re.compile(r"mixed-(\d+(?:\.\d+)?)"), lambda m, n: Recipe(n, synthetic_ratio="all", batch_synthetic_fraction=float(m.group(1)) / 100)),
+    (re.compile(r"synth-(\d+(?:\.\d+)?)"), lambda m, n: Recipe(n, synthetic_ratio=_num(m))),
+    (re.compile(r"limited-(\d+(?:\.\d+)?)"), lambda m, n: Recipe(n, real_fraction=_num(m), synthetic_ratio="all")),
+    (re.compile(r"real-(\d+(?:\.\d+)?)"), lambda m, n: Recipe(n, real_fraction=_num(m))),
+    (re.compile(r"mixed(?:-(\d+(?:\.\d+)?))?"), lambda m, n: Recipe(n, synthetic_ratio="all", batch_synthetic_fraction=_num(m, 0.5))),
+    (re.compile(r"balanced-real(?:-(\d+(?:\.\d+)?))?"), lambda m, n: Recipe(n, oversample_like=_num(m, 0.5))),
+    (re.compile(r"reweighted-real"), lambda m, n: Recipe(n, class_weight="balanced")),
+    (re.compile(r"pretrain-synth"), lambda m, n: Recipe(n, synthetic_ratio="all", pretrain_synthetic=True)),
 ]
-RECIPE_FIELDS = ("name", "real_fraction", "synthetic_ratio", "batch_synthetic_fraction", "balance")
+RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 def parse_recipe(value: str | Mapping[str, Any] | Recipe) -> Recipe:
-    """A recipe from its name (``synth-50``, ``limited-10``, ``mixed-30`` ...) or a mapping of its fields."""
+    """A recipe from its name (``synth-50``, ``limited-10``, ``balanced-real`` ...) or a mapping of its fields."""
     if isinstance(value, Recipe):
         return value
     if isinstance(value, Mapping):
@@ -105,7 +180,7 @@ def parse_recipe(value: str | Mapping[str, Any] | Recipe) -> Recipe:
         if "name" not in value:
             raise ValueError(f"recipe {dict(value)}: 'name' is required")
         fields = dict(value)
-        if "name" in fields and len(fields) == 1:
+        if len(fields) == 1:
             return parse_recipe(fields["name"])
         ratio = fields.get("synthetic_ratio", 0.0)
         fields["synthetic_ratio"] = "all" if ratio in ("all", None) else float(ratio)
@@ -117,8 +192,8 @@ def parse_recipe(value: str | Mapping[str, Any] | Recipe) -> Recipe:
         if m:
             return make(m, name)
     raise ValueError(
-        f"unknown recipe {value!r}; use baseline, real-only, synth-N, limited-N, real-N, synth-only, synthetic-only, "
-        "mixed or mixed-N (N a percentage), or a mapping with " + ", ".join(RECIPE_FIELDS)
+        f"unknown recipe {value!r}; use baseline, real-only, synth-N, limited-N, real-N, synth-only, synthetic-only, mixed, mixed-N, "
+        "balanced-real, balanced-real-N, reweighted-real or pretrain-synth (N a percentage), or a mapping with " + ", ".join(RECIPE_FIELDS)
     )
 
 
@@ -137,47 +212,77 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = "real") -> tuple[list[int], list[int]]:
-    """(real per class, synthetic per class) that ``recipe`` takes; errors when the pool is too small."""
-    balance = recipe.balance or balance
+def _synthetic_share(recipe: Recipe, ratio: float, real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, balance: str, ratio_of: str) -> list[int]:
+    """Synthetic images per class that ``ratio`` asks for under the count rules (not checked against the pool)."""
+    if ratio_of == "synthetic" and synthetic_counts is None:
+        raise ValueError(f"recipe {recipe.name!r} counts a share of the synthetic pool (ratio_of: synthetic), but the experiment has no synthetic data")
+    total = _round(ratio * sum(real_counts if ratio_of == "real" else synthetic_counts))
+    weights = {"balanced": [1.0] * len(real_counts), "real": list(real_counts), "pool": list(synthetic_counts or real_counts)}[balance]
+    return largest_remainder(total, weights)
+
+
+def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = DEFAULT_RATIO_OF) -> tuple[list[int], list[int]]:
+    """(real per class, synthetic per class) that ``recipe`` takes; errors, naming the recipe, when the pool is too small.
+
+    For an oversampling recipe the real counts include the repeats (see :func:`oversample_counts`).
+    """
+    balance, ratio_of = recipe.balance or balance, recipe.ratio_of or ratio_of
     if balance not in BALANCES:
         raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
     if ratio_of not in RATIO_OF:
         raise ValueError(f"ratio_of must be one of {RATIO_OF}, got {ratio_of!r}")
+    recipe.check(ratio_of)
     real = [_round(recipe.real_fraction * n) for n in real_counts]
+    if recipe.oversample_like is not None:
+        extra = oversample_counts(real_counts, synthetic_counts, recipe, balance, ratio_of)
+        return [a + b for a, b in zip(real, extra)], [0] * len(real_counts)
     if not recipe.uses_synthetic:
         return real, [0] * len(real_counts)
     if synthetic_counts is None:
         raise ValueError(f"recipe {recipe.name!r} needs synthetic images, but the experiment has no synthetic data")
     if recipe.synthetic_ratio == "all":
         return real, list(synthetic_counts)
-    total = _round(float(recipe.synthetic_ratio) * sum(real_counts if ratio_of == "real" else synthetic_counts))
-    weights = [1.0] * len(real_counts) if balance == "balanced" else list(real_counts)
-    synth = largest_remainder(total, weights)
+    synth = _synthetic_share(recipe, float(recipe.synthetic_ratio), real_counts, synthetic_counts, balance, ratio_of)
     short = [(i, need, have) for i, (need, have) in enumerate(zip(synth, synthetic_counts)) if need > have]
     if short:
         detail = ", ".join(f"class {i}: needs {need}, pool has {have}" for i, need, have in short)
-        raise ValueError(f"recipe {recipe.name!r} needs more synthetic images than the pool holds ({detail}); generate more or lower the ratio")
+        raise ValueError(
+            f"recipe {recipe.name!r} ({recipe.describe(ratio_of, balance)}) needs more synthetic images than the pool holds ({detail}); "
+            "generate more, lower the ratio" + (", or use balance: pool" if balance != "pool" else "")
+        )
     return real, synth
 
 
-def synthetic_needed(real_counts: Sequence[int], recipes: Sequence[Recipe], balance: str = "balanced", default_pool: float = 1.0, ratio_of: str = "real") -> list[int]:
+def oversample_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = DEFAULT_RATIO_OF) -> list[int]:
+    """Extra real images per class (drawn again with replacement) that make ``balanced-real-N`` match synth-N's counts."""
+    balance, ratio_of = recipe.balance or balance, recipe.ratio_of or ratio_of
+    if recipe.oversample_like is None:
+        return [0] * len(real_counts)
+    extra = _synthetic_share(recipe, float(recipe.oversample_like), real_counts, synthetic_counts, balance, ratio_of)
+    empty = [i for i, (e, n) in enumerate(zip(extra, real_counts)) if e > 0 and n == 0]
+    if empty:
+        raise ValueError(f"recipe {recipe.name!r}: classes {empty} have no real image to oversample")
+    return extra
+
+
+def synthetic_needed(real_counts: Sequence[int], recipes: Sequence[Recipe], balance: str = "balanced", default_pool: float = 1.0, ratio_of: str = DEFAULT_RATIO_OF) -> list[int]:
     """Synthetic images per class a generator must make so every recipe can be built.
 
-    Recipes that take ``"all"`` synthetic images are served by a pool of ``default_pool`` times the
-    real count (balanced as configured), unless a numeric ratio asks for more.
+    Recipes that take ``"all"`` synthetic images, and every share of the pool (``ratio_of:
+    synthetic``), are served by a pool of ``default_pool`` times the real count (balanced as
+    configured), unless a numeric ratio of the real count asks for more.
     """
     need = [0] * len(real_counts)
     for r in recipes:
-        if not r.uses_synthetic:
+        if not r.needs_pool:
             continue
-        if ratio_of == "synthetic":  # ratios are shares of the pool: the pool itself is what is needed
-            ratio = default_pool * max(1.0, 1.0 if r.synthetic_ratio == "all" else float(r.synthetic_ratio))
-        else:
-            ratio = default_pool if r.synthetic_ratio == "all" else float(r.synthetic_ratio)
         b = r.balance or balance
+        if (r.ratio_of or ratio_of) == "synthetic" or r.synthetic_ratio == "all" or r.oversample_like is not None:
+            ratio = default_pool
+        else:
+            ratio = float(r.synthetic_ratio)
         total = _round(ratio * sum(real_counts))
-        part = largest_remainder(total, [1.0] * len(real_counts) if b == "balanced" else list(real_counts))
+        part = largest_remainder(total, list(real_counts) if b == "real" else [1.0] * len(real_counts))
         need = [max(a, c) for a, c in zip(need, part)]
     return need
 
@@ -198,18 +303,27 @@ def _pick(labels: np.ndarray, per_class: Sequence[int], rng: np.random.Generator
     return np.concatenate(chosen) if chosen else np.zeros(0, dtype=int)
 
 
-def select_indices(real_labels: np.ndarray, synthetic_labels: np.ndarray | None, num_classes: int, recipe: Recipe, seed: int, balance: str = "balanced", synthetic_class_map: Sequence[int] | None = None, ratio_of: str = "real") -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the real and synthetic sets a recipe takes (the seed picks which)."""
+def select_indices(
+    real_labels: np.ndarray, synthetic_labels: np.ndarray | None, num_classes: int, recipe: Recipe, seed: int, balance: str = "balanced",
+    synthetic_class_map: Sequence[int] | None = None, ratio_of: str = DEFAULT_RATIO_OF, synthetic_counts: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the real set, real rows drawn again (oversampling), and synthetic rows a recipe takes (the seed picks which).
+
+    ``synthetic_counts`` stands in for the pool's class counts when only its size matters (oversampling).
+    """
     real_counts = np.bincount(real_labels, minlength=num_classes).tolist()
-    synth_counts = None
+    synth_counts = None if synthetic_counts is None else list(synthetic_counts)
     if synthetic_labels is not None:
         mapped = synthetic_labels if synthetic_class_map is None else np.asarray(synthetic_class_map)[synthetic_labels]
         synth_counts = np.bincount(mapped, minlength=num_classes).tolist() if len(mapped) else [0] * num_classes
-    n_real, n_synth = recipe_counts(real_counts, synth_counts, recipe, balance, ratio_of)
+    kept = Recipe(recipe.name, real_fraction=recipe.real_fraction, synthetic_ratio=recipe.synthetic_ratio, balance=recipe.balance, ratio_of=recipe.ratio_of)
+    n_real, n_synth = recipe_counts(real_counts, synth_counts, kept, balance, ratio_of)
+    extra = oversample_counts(real_counts, synth_counts, recipe, balance, ratio_of)
     rng = np.random.default_rng([int(seed), 7])
     real_idx = _pick(real_labels, n_real, rng)
+    repeat_idx = np.concatenate([rng.choice(real_idx[real_labels[real_idx] == c], e, replace=True) for c, e in enumerate(extra) if e]) if sum(extra) else np.zeros(0, dtype=int)
     synth_idx = _pick(synthetic_labels, n_synth, rng, synthetic_class_map) if synthetic_labels is not None and sum(n_synth) else np.zeros(0, dtype=int)
-    return real_idx, synth_idx
+    return real_idx, np.sort(repeat_idx), synth_idx
 
 
 def augment(
@@ -219,19 +333,23 @@ def augment(
     real_fraction: float = 1.0,
     seed: int = 0,
     balance: str = "balanced",
-    ratio_of: str = "real",
+    ratio_of: str = DEFAULT_RATIO_OF,
     shuffle: bool = False,
+    recipe: Recipe | str | Mapping[str, Any] | None = None,
+    synthetic_counts: Sequence[int] | None = None,
 ):
     """Mix a real and a synthetic dataset into one ``datasets.Dataset``.
 
-    ``ratio`` is the number of synthetic images as a fraction of the real set's size (0.5 adds half
-    as many synthetic images as there are real ones), or ``"all"`` for the whole synthetic set
-    (``ratio_of="synthetic"``: a fraction of the synthetic set's size, seed 004's convention);
-    ``real_fraction`` keeps that share of every real class; ``balance`` is ``"balanced"`` (equal
-    synthetic counts per class) or ``"real"`` (the real class proportions). Synthetic labels are
-    mapped to the real classes by name, ignoring case. The result has ``image``, ``label`` (the real
-    ClassLabel), ``source`` (``"real"``/``"synthetic"``) and ``source_index`` (row in its source).
-    Either argument may be anything :func:`synthxray.load_dataset` accepts.
+    ``ratio`` is the number of synthetic images as a fraction of the synthetic pool (0.5 adds half
+    the pool: seed 004's convention, ``ratio_of="synthetic"``) or of the real set's size
+    (``ratio_of="real"``), or ``"all"`` for the whole synthetic set; ``real_fraction`` keeps that
+    share of every real class; ``balance`` is ``"balanced"`` (equal synthetic counts per class),
+    ``"real"`` (the real class proportions) or ``"pool"`` (the pool's proportions). ``recipe`` (a
+    :class:`Recipe` or a recipe name) replaces ``ratio``/``real_fraction``, and errors name it.
+    Synthetic labels are mapped to the real classes by name. The result has ``image``, ``label``
+    (the real ClassLabel), ``source`` (``"real"``, ``"real-repeat"`` for oversampled repeats,
+    ``"synthetic"``) and ``source_index`` (row in its source), real rows first.
+    Either dataset may be anything :func:`synthxray.load_dataset` accepts.
     """
     import datasets
 
@@ -239,13 +357,16 @@ def augment(
 
     real = load_dataset(real)
     names = list(real.features["label"].names)
-    ratio = "all" if ratio is None or ratio == "all" else float(ratio)
-    recipe = Recipe("augment", real_fraction=float(real_fraction), synthetic_ratio=ratio)
+    if recipe is None:
+        ratio = "all" if ratio is None or ratio == "all" else float(ratio)
+        recipe = Recipe("augment", real_fraction=float(real_fraction), synthetic_ratio=ratio)
+    recipe = parse_recipe(recipe)
     synth_map = None
     if synthetic is not None:
         synthetic = load_dataset(synthetic)
         synth_map = match_class_names(names, synthetic.features["label"].names)
-    real_idx, synth_idx = select_indices(_labels(real), _labels(synthetic) if synthetic is not None else None, len(names), recipe, seed, balance, synth_map, ratio_of)
+    real_idx, repeat_idx, synth_idx = select_indices(_labels(real), _labels(synthetic) if synthetic is not None else None, len(names), recipe, seed,
+                                                     balance, synth_map, ratio_of, synthetic_counts)
     label_feature = datasets.ClassLabel(names=names)
 
     def part(ds, idx: np.ndarray, source: str, class_map: Sequence[int] | None):
@@ -259,6 +380,8 @@ def augment(
         return sub
 
     parts = [part(real, real_idx, SOURCE_REAL, None)]
+    if len(repeat_idx):
+        parts.append(part(real, repeat_idx, SOURCE_REPEAT, None))
     if len(synth_idx):
         parts.append(part(synthetic, synth_idx, SOURCE_SYNTHETIC, synth_map))
     out = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]

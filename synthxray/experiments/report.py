@@ -69,8 +69,33 @@ def summarize(values: Iterable[float | None]) -> dict[str, float | int | None]:
     return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
 
 
-def aggregate(runs: Sequence[dict[str, Any]], backbones: Sequence[str], recipes: Sequence[str], baseline: str | None) -> list[dict[str, Any]]:
-    """One row per (backbone, recipe) with mean/std/95% CI of every metric and the change vs ``baseline``."""
+def paired_deltas(runs: Sequence[dict[str, Any]], backbone: str, recipe: str, reference: str) -> dict[str, Any] | None:
+    """Per-seed differences ``recipe - reference`` (same backbone, same seed) summarised with a paired 95% t-interval.
+
+    Runs with the same seed share the validation split and the initial weights (``init_checksum``);
+    ``shared_init`` says whether every pair did. None when no seed has both runs.
+    """
+    by_seed = {}
+    for x in runs:
+        if x["backbone"] == backbone and x["recipe"] in (recipe, reference):
+            by_seed.setdefault(x["seed"], {})[x["recipe"]] = x
+    pairs = [(d[recipe], d[reference]) for s, d in sorted(by_seed.items()) if recipe in d and reference in d]
+    if not pairs or recipe == reference:
+        return None
+    out: dict[str, Any] = {"seeds": [a["seed"] for a, _ in pairs]}
+    for m in METRICS:
+        diffs = [None if a["metrics"][m] is None or b["metrics"][m] is None else a["metrics"][m] - b["metrics"][m] for a, b in pairs]
+        out[m] = summarize(diffs)
+    checks = [(a.get("init_checksum"), b.get("init_checksum")) for a, b in pairs]
+    out["shared_init"] = None if any(c is None for pair in checks for c in pair) else all(x == y for x, y in checks)
+    return out
+
+
+def aggregate(runs: Sequence[dict[str, Any]], backbones: Sequence[str], recipes: Sequence[str], baseline: str | None,
+              compare_to: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One row per (backbone, recipe): mean/std/95% CI of every metric, the change vs ``baseline``, and paired
+    per-seed differences vs every recipe of ``compare_to`` (default: the baseline)."""
+    compare_to = list(compare_to) if compare_to is not None else ([baseline] if baseline else [])
     rows = []
     for b in backbones:
         for r in recipes:
@@ -80,6 +105,7 @@ def aggregate(runs: Sequence[dict[str, Any]], backbones: Sequence[str], recipes:
             row: dict[str, Any] = {
                 "backbone": b, "recipe": r, "experiment": display_name(r), "seeds": sorted(x["seed"] for x in group),
                 "n_real": group[0]["counts"]["real"], "n_synthetic": group[0]["counts"]["synthetic"],
+                "n_real_repeats": group[0]["counts"].get("real_repeats", 0),
                 "pretrained": all(x["model"]["pretrained"] for x in group),
                 "weights_note": group[0]["model"]["weights_note"],
             }
@@ -99,7 +125,11 @@ def aggregate(runs: Sequence[dict[str, Any]], backbones: Sequence[str], recipes:
             a = row[m]["mean"]
             b = base[m]["mean"] if base else None
             row["delta"][m] = None if (a is None or b is None) else a - b
+        row["paired"] = {ref: p for ref in compare_to if (p := paired_deltas(runs, row["backbone"], row["recipe"], ref)) is not None}
     return rows
+
+
+PAIRED_METRICS = ("accuracy", "f1", "auc")
 
 
 # ---- files -----------------------------------------------------------------------------------------
@@ -108,22 +138,28 @@ def _num(x: Any, digits: int = 4) -> Any:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """One row per backbone x recipe; mean, std and CI bounds for each metric, Δ vs baseline."""
-    header = ["backbone", "recipe", "experiment", "n_seeds", "seeds", "n_real", "n_synthetic", "pretrained"]
+    """One row per backbone x recipe; mean, std and CI bounds for each metric, Δ vs baseline, paired Δs with their CI."""
+    refs = list(dict.fromkeys(ref for r in rows for ref in r.get("paired", {})))
+    header = ["backbone", "recipe", "experiment", "n_seeds", "seeds", "n_real", "n_real_repeats", "n_synthetic", "pretrained"]
     for m in METRICS:
         header += [f"{m}_mean", f"{m}_std", f"{m}_ci95_low", f"{m}_ci95_high"]
     header += [f"delta_{m}" for m in METRICS]
+    header += [f"paired_delta_{m}_vs_{ref}_{k}" for ref in refs for m in PAIRED_METRICS for k in ("mean", "ci95_low", "ci95_high")]
     attacks = sorted({k for r in rows for k in r.get("robustness", {})})
     header += [f"{a}_accuracy_mean" for a in attacks] + [f"{a}_accuracy_std" for a in attacks]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         for r in rows:
-            line = [r["backbone"], r["recipe"], r["experiment"], len(r["seeds"]), " ".join(map(str, r["seeds"])), r["n_real"], r["n_synthetic"], r["pretrained"]]
+            line = [r["backbone"], r["recipe"], r["experiment"], len(r["seeds"]), " ".join(map(str, r["seeds"])), r["n_real"], r.get("n_real_repeats", 0),
+                    r["n_synthetic"], r["pretrained"]]
             for m in METRICS:
                 s = r[m]
                 line += [_num(s["mean"]), _num(s["std"]), _num(s["ci95_low"]), _num(s["ci95_high"])]
             line += [_num(r["delta"][m]) for m in METRICS]
+            for ref in refs:
+                p = r.get("paired", {}).get(ref)
+                line += [_num(p[m][k]) if p else "" for m in PAIRED_METRICS for k in ("mean", "ci95_low", "ci95_high")]
             rob = r.get("robustness", {})
             line += [_num(rob.get(a, {}).get("mean")) for a in attacks] + [_num(rob.get(a, {}).get("std")) for a in attacks]
             w.writerow(line)
@@ -155,11 +191,24 @@ def _ci(s: dict[str, Any], pct: bool = True) -> str:
     return f"{s['ci95_low']:.3f}–{s['ci95_high']:.3f}"
 
 
+def paired_cell(p: dict[str, Any] | None, metric: str = "accuracy") -> str:
+    """``+1.2 (−0.3, +2.7)``: mean paired difference in points and its 95% t-interval (from 2 seeds on)."""
+    if not p or p[metric]["mean"] is None:
+        return ""
+    s = p[metric]
+    text = f"{100 * s['mean']:+.1f}"
+    if s["ci95_low"] is not None:
+        text += f" ({100 * s['ci95_low']:+.1f}, {100 * s['ci95_high']:+.1f})"
+    return text
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> str:
-    """Seed 004's table (Experiment, Accuracy, F1, AUC, Δ vs Baseline) plus spread, CI, precision and recall."""
+    """Seed 004's table (Experiment, Accuracy, F1, AUC, Δ vs Baseline) plus spread, CI, precision, recall and paired Δs."""
     lines = []
     attacks = sorted({k for r in rows for k in r.get("robustness", {})})
+    refs = [ref for ref in dict.fromkeys(ref for r in rows for ref in r.get("paired", {})) if ref != baseline]
     head = ["Backbone", "Experiment", "Real", "Synthetic", "Seeds", "Accuracy (mean ± std)", "95% CI", "F1", "AUC", "Precision", "Recall", f"Δ vs {display_name(baseline) if baseline else 'baseline'}"]
+    head += [f"Δ vs {display_name(ref)}" for ref in refs]
     head += [f"Acc. under {a}" for a in attacks]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * len(head)) + "|")
@@ -169,13 +218,20 @@ def markdown_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) 
         if not r["pretrained"]:
             random_init.add(r["backbone"])
         d = r["delta"]["accuracy"]
-        delta = "" if r["recipe"] == baseline or d is None else f"{100 * d:+.1f} pts"
-        cells = [name, r["experiment"], str(r["n_real"]), str(r["n_synthetic"]), str(len(r["seeds"])), _pct(r["accuracy"]), _ci(r["accuracy"]),
+        delta = "" if r["recipe"] == baseline or d is None else (paired_cell(r.get("paired", {}).get(baseline)) or f"{100 * d:+.1f}")
+        real = str(r["n_real"]) + (f" + {r['n_real_repeats']} repeats" if r.get("n_real_repeats") else "")
+        cells = [name, r["experiment"], real, str(r["n_synthetic"]), str(len(r["seeds"])), _pct(r["accuracy"]), _ci(r["accuracy"]),
                  _dec(r["f1"]), _dec(r["auc"]), _dec(r["precision"]), _dec(r["recall"]), delta]
+        cells += [paired_cell(r.get("paired", {}).get(ref)) for ref in refs]
         cells += [_pct(r.get("robustness", {}).get(a, {"mean": None, "std": None})) for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["", "Mean ± sample standard deviation over seeds; 95% CI is the t-interval of the mean (shown from 2 seeds on). "
+             "Δ columns: accuracy difference in points, paired by seed (runs with the same seed share the validation split and the initial weights), "
+             "with the paired 95% t-interval in brackets. "
              "F1, precision and recall are of the positive class for two classes, macro averages otherwise."]
+    unshared = sorted({f"{r['backbone']} · {r['experiment']}" for r in rows for p in r.get("paired", {}).values() if p.get("shared_init") is False})
+    if unshared:
+        notes.append(f"Not paired on initial weights (different init_checksum): {', '.join(unshared)}.")
     if random_init:
         notes.append(f"† {', '.join(sorted(random_init))}: trained from RANDOM initial weights (no pretrained weights were available or requested); "
                      "see weights_note in results.json.")

@@ -19,41 +19,24 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .backbones import Classifier, load_classifier
-from ..classes import match_class_names, stratified_indices
-from .recipes import Recipe, augment, display_name, synthetic_needed
+from .classifier import Classifier, load_classifier
+from .data import VAL_SPLIT_SEED, ExperimentData, check_plan, known_pool_counts, prepare_data, prepare_synthetic  # noqa: F401
+from .recipes import SOURCE_REPEAT, SOURCE_SYNTHETIC, Recipe, augment, display_name
 from .report import aggregate, compute_metrics, markdown_table, write_csv, write_json, write_plots
 from .robustness import robustness
 from .spec import BackboneSpec, ExperimentSpec, load_spec
-from .train import encode_images, predict_tensors, train_classifier
+from .train import predict_tensors, train_classifier
 
 logger = logging.getLogger("synthxray.experiments")
 
 RESULT_FILE = "result.json"
-VAL_SPLIT_SEED = 12345  # the validation split is the same for every run of an experiment
-
-
-@dataclass
-class ExperimentData:
-    class_names: list[str]
-    channels: int
-    positive: int | None
-    real: Any  # datasets.Dataset: the real training rows recipes draw from
-    real_x: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    synthetic: Any = None
-    synth_x: torch.Tensor | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,122 +58,6 @@ class ExperimentResults:
         return pd.read_csv(self.output_dir / "results.csv")
 
 
-# ---- data -------------------------------------------------------------------------------------------
-def _relabel(ds, names: list[str], what: str):
-    """``ds`` with its labels re-numbered to the real class order (names matched ignoring case)."""
-    import datasets
-
-    mapping = match_class_names(names, ds.features["label"].names, what)
-    if mapping == list(range(len(names))) and len(ds.features["label"].names) == len(names):
-        return ds
-    labels = np.asarray(mapping)[np.asarray(ds["label"], dtype=int)].tolist()
-    ds = ds.remove_columns("label").add_column("label", labels)
-    return ds.cast_column("label", datasets.ClassLabel(names=names))
-
-
-def _stratified(labels: np.ndarray, fraction: float | None, count: int | None, seed: int) -> np.ndarray:
-    """Rows forming a stratified subset (``fraction`` of each class, or ``count`` rows in total)."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    frac = fraction if fraction is not None else count / len(labels)
-    picked = []
-    for c in classes:
-        rows = np.flatnonzero(labels == c)
-        n = int(round(frac * len(rows)))
-        if fraction is not None and len(rows) >= 2:
-            n = min(max(n, 1), len(rows) - 1)
-        picked.append(rng.permutation(rows)[:n])
-    return np.sort(np.concatenate(picked))
-
-
-def prepare_data(spec: ExperimentSpec) -> ExperimentData:
-    """Load real train / val / test, match class names, split validation from train when needed, decode pixels."""
-    from ..data import DataError, is_grayscale, load_dataset
-
-    real = load_dataset(spec.real_train, split=spec.real_train_split)
-    names = list(real.features["label"].names)
-    notes: dict[str, Any] = {}
-    test = _relabel(load_dataset(spec.test, split=spec.test_split), names, "test")
-    if spec.val is not None:
-        val = _relabel(load_dataset(spec.val, split=spec.val_split), names, "validation")
-        notes["val"] = "given"
-    else:
-        labels = np.asarray(real["label"], dtype=int)
-        val_rows = _stratified(labels, spec.val_fraction, None, VAL_SPLIT_SEED)
-        keep = np.setdiff1d(np.arange(len(real)), val_rows)
-        val = real.select(val_rows.tolist())
-        real = real.select(keep.tolist())
-        notes["val"] = f"{len(val_rows)} images ({spec.val_fraction:.0%} of each class) held out of real_train"
-    if spec.max_real_train is not None and spec.max_real_train < len(real):
-        rows = stratified_indices(np.asarray(real["label"], dtype=int), spec.max_real_train, VAL_SPLIT_SEED + 1)
-        real = real.select(rows.tolist())
-        notes["max_real_train"] = len(real)
-    if len(real) == 0 or len(val) == 0 or len(test) == 0:
-        raise DataError(f"empty split: {len(real)} train, {len(val)} validation, {len(test)} test images")
-    channels = spec.channels or (1 if is_grayscale(real) else 3)
-    positive = None
-    if spec.positive_class is not None:
-        positive = match_class_names(names, [spec.positive_class], "positive_class")[0]
-        if len(names) != 2:
-            raise ValueError("positive_class applies to two-class data only")
-    started = time.time()
-    real_x, _ = encode_images(real, spec.image_size, channels)
-    val_x, val_y = encode_images(val, spec.image_size, channels)
-    test_x, test_y = encode_images(test, spec.image_size, channels)
-    counts = np.bincount(np.asarray(real["label"], dtype=int), minlength=len(names)).tolist()
-    logger.info("data: classes %s, %d channel(s), %d px; real train %s, validation %d, test %d (decoded in %.1fs)",
-                names, channels, spec.image_size, dict(zip(names, counts)), len(val), len(test), time.time() - started)
-    return ExperimentData(names, channels, positive, real, real_x, val_x, val_y, test_x, test_y, notes=notes)
-
-
-def prepare_synthetic(spec: ExperimentSpec, data: ExperimentData, out: Path, recipes: list[Recipe]) -> None:
-    """Load the synthetic dataset, or sample one from the generator into ``out/synthetic`` (resumable)."""
-    from ..data import load_dataset
-
-    syn = spec.synthetic
-    if syn.dataset is not None:
-        ds = load_dataset(syn.dataset, split=syn.split)
-    else:
-        ds = _sample_generator(spec, data, out, recipes)
-    ds = _relabel(ds, data.class_names, "synthetic")
-    started = time.time()
-    data.synth_x, _ = encode_images(ds, spec.image_size, data.channels)
-    data.synthetic = ds
-    counts = np.bincount(np.asarray(ds["label"], dtype=int), minlength=len(data.class_names)).tolist()
-    logger.info("synthetic pool: %s (decoded in %.1fs)", dict(zip(data.class_names, counts)), time.time() - started)
-
-
-def _sample_generator(spec: ExperimentSpec, data: ExperimentData, out: Path, recipes: list[Recipe]):
-    import datasets
-
-    from ..generators import load_generator
-    from ..synthesis import generate_dataset
-
-    syn = spec.synthetic
-    gen = load_generator(syn.generator, revision=syn.revision)
-    mapping = match_class_names(data.class_names, gen.class_names, "generator")
-    real_counts = np.bincount(np.asarray(data.real["label"], dtype=int), minlength=len(data.class_names)).tolist()
-    if syn.per_class is not None:
-        need = [syn.per_class] * len(data.class_names)
-    else:
-        need = synthetic_needed(real_counts, recipes, spec.balance, syn.pool_ratio, spec.ratio_of)
-    wanted = {gen.class_names[i]: need[mapping[i]] for i in range(len(gen.class_names))}
-    folder = Path(syn.output_dir) if syn.output_dir else out / "synthetic"
-    if folder.exists():
-        ds = datasets.load_from_disk(str(folder))
-        have = {n: int(c) for n, c in zip(ds.features["label"].names, np.bincount(np.asarray(ds["label"], dtype=int), minlength=len(ds.features["label"].names)))}
-        short = {n: (wanted[n], have.get(n, 0)) for n in wanted if have.get(n, 0) < wanted[n]}
-        if short:
-            raise FileExistsError(f"{folder} holds fewer synthetic images than this experiment needs ({short} needed, have); delete it to sample again")
-        logger.info("reusing %d synthetic images in %s", len(ds), folder)
-        return ds
-    logger.info("sampling %s synthetic images from %s into %s", wanted, syn.generator, folder)
-    return generate_dataset(
-        gen, images_per_class=wanted, seed=syn.seed, output_dir=folder, batch_size=syn.batch_size,
-        num_inference_steps=syn.num_inference_steps, guidance_scale=syn.guidance_scale, scheduler=syn.scheduler,
-    )
-
-
 # ---- runs -------------------------------------------------------------------------------------------
 def run_dir(out: Path, backbone_id: str, recipe: str, seed: int) -> Path:
     return out / "runs" / backbone_id / recipe / f"seed_{seed}"
@@ -202,11 +69,19 @@ def run_config(spec: ExperimentSpec, backbone: BackboneSpec, recipe: Recipe, see
     return {
         "backbone": backbone.to_dict(), "recipe": asdict(recipe), "seed": seed,
         "training": asdict(spec.train_config(backbone)), "image_size": spec.image_size, "channels": spec.channels,
-        "balance": recipe.balance or spec.balance, "ratio_of": spec.ratio_of, "val_fraction": spec.val_fraction if spec.val is None else None,
+        "balance": recipe.balance or spec.balance, "ratio_of": recipe.ratio_of or spec.ratio_of, "val_fraction": spec.val_fraction if spec.val is None else None,
+        "val_split": "datasets.train_test_split(stratify_by_column=label)" if spec.val is None else None,
         "max_real_train": spec.max_real_train, "positive_class": spec.positive_class,
         "data": {k: s[k] for k in ("real_train", "real_train_split", "val", "val_split", "test", "test_split")},
-        "synthetic": s["synthetic"] if recipe.uses_synthetic else None,
+        "synthetic": s["synthetic"] if recipe.uses_synthetic else (_pool_size_config(s["synthetic"]) if recipe.needs_pool else None),
     }
+
+
+def _pool_size_config(synthetic: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What decides the pool's class counts (all an oversampling recipe reads of it), not which generator drew it."""
+    if synthetic is None:
+        return None
+    return {k: synthetic.get(k) for k in ("dataset", "split", "per_class", "pool_ratio")}
 
 
 def run_key(config: dict[str, Any]) -> str:
@@ -229,38 +104,74 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def init_checksum(model: torch.nn.Module) -> str:
+    """A short hash of a model's initial weights: runs of different recipes with the same seed must share it (paired)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """scikit-learn's "balanced" weights ``n / (k * n_c)`` (0 for a class with no image)."""
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    present = counts > 0
+    w = torch.zeros(num_classes)
+    w[present] = len(labels) / (int(present.sum()) * counts[present])
+    return w
+
+
 def train_one(spec: ExperimentSpec, data: ExperimentData, backbone: BackboneSpec, recipe: Recipe, seed: int, folder: Path, device: Any, autocast=None, prefix: str = "") -> dict[str, Any]:
     """Build the recipe's training set with :func:`augment`, train, test, optionally attack, save."""
     started = time.time()
-    mixed = augment(data.real, data.synthetic if recipe.uses_synthetic else None,
-                    ratio=recipe.synthetic_ratio if recipe.uses_synthetic else 0.0,
-                    real_fraction=recipe.real_fraction, seed=seed, balance=recipe.balance or spec.balance, ratio_of=spec.ratio_of)
+    mixed = augment(data.real, data.synthetic if recipe.uses_synthetic else None, recipe=recipe, seed=seed, balance=spec.balance,
+                    ratio_of=spec.ratio_of, synthetic_counts=data.pool_counts if recipe.needs_pool else None)
     source = np.asarray(mixed["source"])
     index = np.asarray(mixed["source_index"], dtype=int)
     labels = torch.as_tensor(np.asarray(mixed["label"], dtype=np.int64))
-    real_rows, synth_rows = index[source == "real"], index[source == "synthetic"]
-    # augment lists real rows first, then synthetic rows: the layout the per-batch sampler expects
+    is_synth = source == SOURCE_SYNTHETIC
+    real_rows, synth_rows = index[~is_synth], index[is_synth]
+    # augment lists real rows (then their oversampled repeats) first, then synthetic rows: the layout the per-batch sampler expects
     parts = [data.real_x[torch.from_numpy(real_rows)]]
     if len(synth_rows):
         parts.append(data.synth_x[torch.from_numpy(synth_rows)])
     train_x = torch.cat(parts)
     k = len(data.class_names)
+
+    def per_class(mask: np.ndarray) -> dict[str, int]:
+        return dict(zip(data.class_names, np.bincount(labels.numpy()[mask], minlength=k).tolist()))
+
+    repeat = source == SOURCE_REPEAT
     counts = {
-        "real": int(len(real_rows)), "synthetic": int(len(synth_rows)),
-        "real_per_class": dict(zip(data.class_names, np.bincount(labels[: len(real_rows)].numpy(), minlength=k).tolist())),
-        "synthetic_per_class": dict(zip(data.class_names, np.bincount(labels[len(real_rows):].numpy(), minlength=k).tolist())),
+        "real": int((~is_synth & ~repeat).sum()), "real_repeats": int(repeat.sum()), "synthetic": int(len(synth_rows)),
+        "real_per_class": per_class(~is_synth & ~repeat), "real_repeats_per_class": per_class(repeat), "synthetic_per_class": per_class(is_synth),
     }
     cfg = spec.train_config(backbone)
     torch.manual_seed(seed)
     model = Classifier(backbone.name, data.class_names, spec.image_size, data.channels, backbone.options)
-    logger.info("%s%s on %s: %d real + %d synthetic images, %s", prefix, backbone.id, recipe.name, counts["real"], counts["synthetic"], model.weights_note)
-    history = train_classifier(model, train_x, labels, data.val_x, data.val_y, cfg, seed=seed, n_synthetic=len(synth_rows),
-                               batch_synthetic_fraction=recipe.batch_synthetic_fraction, device=device, autocast=autocast, log_prefix=prefix)
+    checksum = init_checksum(model)
+    weight = class_weights(labels, k) if recipe.class_weight else None
+    logger.info("%s%s on %s: %d real (+%d repeats) + %d synthetic images, %s", prefix, backbone.id, recipe.name, counts["real"], counts["real_repeats"],
+                counts["synthetic"], model.weights_note)
+    common = dict(seed=seed, device=device, autocast=autocast, class_weight=weight)
+    if recipe.pretrain_synthetic:
+        n_real = len(real_rows)
+        pre = train_classifier(model, train_x[n_real:], labels[n_real:], data.val_x, data.val_y, cfg, log_prefix=prefix + "pretrain on synthetic: ", **common)
+        history = [{**h, "stage": "pretrain-synthetic"} for h in pre]
+        fine = train_classifier(model, train_x[:n_real], labels[:n_real], data.val_x, data.val_y, cfg, log_prefix=prefix + "fine-tune on real: ", **common)
+        history += [{**h, "stage": "fine-tune-real", "epoch": h["epoch"] + len(pre)} for h in fine]
+        # the reported best epoch is the fine-tuning stage's
+        history = [{k2: v for k2, v in h.items() if not (k2 == "best" and h["stage"] == "pretrain-synthetic")} for h in history]
+    else:
+        history = train_classifier(model, train_x, labels, data.val_x, data.val_y, cfg, n_synthetic=len(synth_rows),
+                                   batch_synthetic_fraction=recipe.batch_synthetic_fraction, log_prefix=prefix, **common)
     probs = predict_tensors(model, data.test_x, cfg.eval_batch_size, device)
     metrics = compute_metrics(data.test_y.numpy(), probs, data.class_names, data.positive)
     result: dict[str, Any] = {
         "backbone": backbone.id, "backbone_name": backbone.name, "recipe": recipe.name, "experiment": display_name(recipe.name),
-        "recipe_description": recipe.describe(), "seed": seed, "counts": counts, "metrics": metrics, "history": history,
+        "recipe_description": recipe.describe(spec.ratio_of, spec.balance), "seed": seed, "counts": counts, "metrics": metrics, "history": history,
+        "init_checksum": checksum, "class_weight": None if weight is None else weight.tolist(),
         "best_epoch": next((h["epoch"] for h in reversed(history) if h.get("best")), None),
         "model": {"pretrained": model.pretrained, "weights_note": model.weights_note, "trainable": model.trainable,
                   "parameters": sum(p.numel() for p in model.parameters()),
@@ -348,6 +259,10 @@ def _run(spec: ExperimentSpec) -> ExperimentResults:
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
             prepare_synthetic(spec, data, out, spec.recipes)
+    if todo and data.pool_counts is None and spec.synthetic is not None and any(r.needs_pool for _, r, _ in todo):
+        data.pool_counts = known_pool_counts(spec, data, out, spec.recipes)
+    if todo:
+        check_plan(spec, data, list(dict.fromkeys(r for _, r, _ in todo)))
 
     mine = todo[accelerator.process_index :: accelerator.num_processes]
     started = time.time()
@@ -403,7 +318,7 @@ def write_report(spec: ExperimentSpec, out: Path, class_names: list[str] | None 
     runs = collect_runs(spec, out)
     backbones = [b.id for b in spec.backbones]
     recipes = [r.name for r in spec.recipes]
-    rows = aggregate(runs, backbones, recipes, spec.baseline)
+    rows = aggregate(runs, backbones, recipes, spec.baseline, spec.compare_to)
     if class_names is None and runs:
         class_names = list(runs[0]["counts"]["real_per_class"])
     md = markdown_table(rows, spec.baseline)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .backbones import BACKBONES
-from .recipes import BALANCES, RATIO_OF, Recipe, parse_recipe
+from .recipes import BALANCES, DEFAULT_RATIO_OF, RATIO_OF, Recipe, parse_recipe
 from .robustness import ATTACKS
 from .train import MONITORS, SCHEDULES, TrainConfig
 
@@ -152,8 +152,9 @@ class ExperimentSpec:
     recipes: list[Any] = field(default_factory=lambda: ["baseline", "synth-25", "synth-50", "synth-100", "limited-10", "limited-25", "synth-only"])
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: str | None = None  # recipe the deltas are taken against; default baseline or real-only when present
-    balance: str = "balanced"  # synthetic class mix: balanced | real
-    ratio_of: str = "real"  # synth-N counts N% of the real set (real) or of the synthetic pool (synthetic: seed 004)
+    compare_to: list[str] | None = None  # recipes paired deltas are taken against; default baseline + balanced-real*
+    balance: str = "balanced"  # synthetic class mix: balanced | real | pool
+    ratio_of: str = DEFAULT_RATIO_OF  # synth-N counts N% of the synthetic pool (synthetic: seed 004) or of the real set (real)
     epochs: int = 20
     image_size: int = 224
     channels: int | None = None  # 1 or 3; default: 1 for grayscale data
@@ -202,10 +203,23 @@ class ExperimentSpec:
             self.baseline = next((n for n in ("baseline", "real-only", "real") if n in names), None)
         elif self.baseline not in names:
             raise ValueError(f"baseline {self.baseline!r} is not one of the recipes {names}")
+        if self.compare_to is None:
+            self.compare_to = ([self.baseline] if self.baseline else []) + [n for n in names if n.startswith("balanced-real")]
+        else:
+            self.compare_to = [str(c) for c in ([self.compare_to] if isinstance(self.compare_to, str) else self.compare_to)]
+            missing = [c for c in self.compare_to if c not in names]
+            if missing:
+                raise ValueError(f"compare_to {missing} are not among the recipes {names}")
+        needs_pool = [r.name for r in self.recipes if r.needs_pool and not r.uses_synthetic]
+        if needs_pool and self.synthetic is None and any((self.recipe(n).ratio_of or self.ratio_of) == "synthetic" for n in needs_pool):
+            raise ValueError(f"recipes {needs_pool} copy the class counts of a share of the synthetic pool (ratio_of: synthetic): set 'synthetic', "
+                             "or ratio_of: real to count a share of the real set")
         if self.balance not in BALANCES:
             raise ValueError(f"balance must be one of {BALANCES}, got {self.balance!r}")
         if self.ratio_of not in RATIO_OF:
             raise ValueError(f"ratio_of must be one of {RATIO_OF}, got {self.ratio_of!r}")
+        for r in self.recipes:
+            r.check(self.ratio_of)  # a share of the pool above 100% is rejected here, not mid-run
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be in (0, 1)")
         if self.image_size < 8:

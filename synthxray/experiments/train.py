@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbones import Classifier
+from .classifier import Classifier
 
 logger = logging.getLogger("synthxray.experiments")
 
@@ -179,10 +179,12 @@ def train_classifier(
     device: Any = "cpu",
     autocast: Callable[[], Any] | None = None,
     log_prefix: str = "",
+    class_weight: torch.Tensor | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place with AdamW + schedule; load the epoch with the best validation accuracy.
 
-    The last ``n_synthetic`` rows of ``train_images`` are synthetic (used by the per-batch ratio).
+    The last ``n_synthetic`` rows of ``train_images`` are synthetic (used by the per-batch ratio);
+    ``class_weight`` (one weight per class) weights the training loss.
     Returns one record per epoch (train loss/accuracy, validation loss/accuracy, learning rate, seconds).
     """
     import contextlib
@@ -203,6 +205,7 @@ def train_classifier(
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     autocast = autocast or contextlib.nullcontext
+    weight = None if class_weight is None else class_weight.to(device, torch.float32)
     history: list[dict[str, float]] = []
     best: tuple[float, float] | None = None  # (val accuracy, -val loss)
     best_state = None
@@ -217,7 +220,7 @@ def train_classifier(
             y = train_labels[idx_t].to(device)
             with autocast():
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.max_grad_norm > 0:

@@ -91,3 +91,9 @@ def tiny_generator(tmp_path_factory):
     DDPMGenerator(pipe, info).save_pretrained(folder)
     return folder
 
+
+
+@pytest.fixture(scope="session")
+def pool200():
+    """A balanced 200-image synthetic pool: larger than the 80-image real set."""
+    return make_dataset({"normal": 100, "pneumonia": 100}, seed=5, provenance=True)

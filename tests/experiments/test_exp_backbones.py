@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from synthxray import list_backbones, load_classifier
-from synthxray.experiments.backbones import TINY_OPTIONS, Classifier
+from synthxray.experiments.backbones import TINY_OPTIONS, create_backbone
+from synthxray.experiments.classifier import Classifier
 
 
 def test_registry_lists_the_five_backbones():
@@ -66,3 +67,39 @@ def test_cnn_rejects_weights_and_unknown_options():
         Classifier("cnn", ["a", "b"], 16, 1, {"weights": "imagenet"})
     with pytest.raises(ValueError, match="bad option"):
         Classifier("cnn", ["a", "b"], 16, 1, {"depth": 3})
+
+
+def test_every_family_registers_itself():
+    assert {"densenet121", "dinov2", "resnet18", "resnet50", "vit_b_16", "vit_l_16", "cnn", "clip"} <= set(list_backbones())
+    built = create_backbone("cnn", num_classes=2, in_channels=1, image_size=16, **TINY_OPTIONS["cnn"])
+    assert built.net(torch.rand(1, 1, 16, 16)).shape == (1, 2)
+    with pytest.raises(KeyError, match="known backbones"):
+        create_backbone("vgg", 2, 1, 16)
+
+
+@pytest.mark.parametrize("size", [28, 32])
+def test_tiny_vit_runs_at_a_size_the_patch_does_not_divide(size):
+    model = Classifier("vit_b_16", ["a", "b"], size, 1, TINY_OPTIONS["vit_b_16"])
+    assert model.config["net_size"] == size  # both are multiples of the tiny 4 px patch
+    assert model(torch.rand(2, 1, size, size)).shape == (2, 2)
+    big_patch = Classifier("vit_b_16", ["a", "b"], 28, 1, {**TINY_OPTIONS["vit_b_16"], "patch_size": 16})
+    assert big_patch.config["net_size"] == 32 and big_patch(torch.rand(2, 1, 28, 28)).shape == (2, 2)
+
+
+def test_resnet50_offline_announces_random_weights_and_works(caplog):
+    with caplog.at_level(logging.WARNING, logger="synthxray.experiments"):
+        model = Classifier("resnet50", ["a", "b"], 32, 1, {"weights": "/nonexistent/resnet50.pth"})
+    assert model.pretrained is False and "RANDOM WEIGHTS" in model.weights_note and "RANDOM WEIGHTS" in caplog.text
+    for channels in (1, 3):
+        assert model(torch.rand(2, channels, 32, 32)).shape == (2, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vit_b_16", "vit_l_16"])
+def test_standard_vits_offline_announce_random_weights_and_work(name, caplog, tmp_path):
+    with caplog.at_level(logging.WARNING, logger="synthxray.experiments"):
+        model = Classifier(name, ["a", "b"], 28, 1, {"weights": f"/nonexistent/{name}.pth"}).eval()
+    assert model.pretrained is False and "RANDOM WEIGHTS" in caplog.text
+    assert model.config["net_size"] == 32
+    for channels in (1, 3):
+        assert model(torch.rand(1, channels, 28, 28)).shape == (1, 2)

@@ -79,4 +79,6 @@ def test_aggregate_delta_vs_baseline_per_backbone():
     assert by["resnet18", "synth-50"]["delta"]["accuracy"] == pytest.approx(-0.05)
     assert by["cnn", "baseline"]["delta"]["accuracy"] == pytest.approx(0.0)
     md = markdown_table(rows, "baseline")
-    assert "Synth-50" in md and "+5.0 pts" in md and "-5.0 pts" in md and "RANDOM" in md
+    # paired by seed: both cnn seeds gain exactly 5 points (a zero-width interval); resnet18 has one seed (no interval)
+    assert "Synth-50" in md and "| +5.0 (+5.0, +5.0) |" in md and "| -5.0 |" in md and "RANDOM" in md
+    assert by["cnn", "synth-50"]["paired"]["baseline"]["seeds"] == [0, 1]

@@ -7,7 +7,7 @@ import pytest
 
 from synthxray import augment
 from synthxray.classes import largest_remainder
-from synthxray.experiments.recipes import Recipe, parse_recipe, recipe_counts
+from synthxray.experiments.recipes import Recipe, oversample_counts, parse_recipe, recipe_counts
 from synthxray.experiments.train import epoch_batches
 
 # real: NORMAL 30 / PNEUMONIA 50 (80); synthetic pool: normal 40 / pneumonia 40
@@ -74,8 +74,10 @@ def test_class_name_mismatch_is_a_clear_error(real_train):
 
 
 def test_pool_too_small_is_an_error(real_train, synthetic):
-    with pytest.raises(ValueError, match="more synthetic images than the pool"):
+    with pytest.raises(ValueError, match="at most 100%"):  # a share of the pool above 100% (the default convention)
         augment(real_train, synthetic, ratio=2.0)
+    with pytest.raises(ValueError, match="recipe 'synth-200'.*more synthetic images than the pool"):  # 200% of 80 real > 40 + 40
+        augment(real_train, synthetic, recipe="synth-200", ratio_of="real")
     with pytest.raises(ValueError, match="needs synthetic images"):
         augment(real_train, None, ratio=0.5)
 
@@ -115,3 +117,63 @@ def test_ratio_of_the_synthetic_pool_is_seed_004s_convention(real_train, synthet
     assert _per_class(ds, "synthetic") == [10, 10] and _per_class(ds, "real") == [30, 50]
     ds = augment(real_train, synthetic, ratio=1.0, seed=0, ratio_of="synthetic")
     assert _per_class(ds, "synthetic") == [40, 40]
+
+
+SEED_004 = ["baseline", "synth-25", "synth-50", "synth-100", "limited-10", "limited-25", "synth-only"]
+
+
+def test_seed_004_names_mean_shares_of_the_pool_by_default(real_train, pool200):
+    pool = pool200  # a 200-image pool, more than the 80 real images
+    want = {"synth-25": [25, 25], "synth-50": [50, 50], "synth-100": [100, 100], "limited-10": [100, 100], "limited-25": [100, 100], "synth-only": [100, 100]}
+    for name in SEED_004:
+        r = parse_recipe(name)
+        ds = augment(real_train, pool if r.uses_synthetic else None, recipe=r, seed=0)
+        assert _per_class(ds, "synthetic") == want.get(name, [0, 0]), name
+    # the other convention: N% of the real count (80 real: synth-100 = 80 = 40 + 40)
+    ds = augment(real_train, pool, recipe="synth-100", ratio_of="real")
+    assert _per_class(ds, "synthetic") == [40, 40]
+
+
+def test_describe_tells_the_truth_under_both_conventions():
+    r = parse_recipe("synth-50")
+    assert r.describe() == "all real + 50% of the synthetic pool (equal per class)"
+    assert r.describe("real") == "all real + synthetic images = 50% of the real count (equal per class)"
+    assert parse_recipe("limited-10").describe() == "10% of each real class + the whole synthetic pool"
+    assert "oversampled" in parse_recipe("balanced-real").describe() and "50% of the synthetic pool" in parse_recipe("balanced-real").describe()
+    assert "class-weighted" in parse_recipe("reweighted-real").describe()
+    assert "fine-tuned on the real" in parse_recipe("pretrain-synth").describe()
+    assert Recipe("x", synthetic_ratio=0.5, ratio_of="real").describe("synthetic").endswith("50% of the real count (equal per class)")  # its own override wins
+
+
+def test_a_share_above_the_pool_is_rejected_by_name():
+    with pytest.raises(ValueError, match="recipe 'synth-150' asks for 150% of the synthetic pool"):
+        parse_recipe("synth-150").check()
+    parse_recipe("synth-150").check("real")  # fine as a share of the real count
+
+
+def test_balanced_real_oversamples_real_images_to_synth_n_counts(real_train, synthetic):
+    # synth-50 of the 40 + 40 pool adds 20 + 20; balanced-real draws 20 + 20 more *real* images instead
+    assert recipe_counts([30, 50], [40, 40], parse_recipe("balanced-real")) == ([50, 70], [0, 0])
+    assert oversample_counts([30, 50], [40, 40], parse_recipe("balanced-real-100")) == [40, 40]
+    assert oversample_counts([30, 50], None, parse_recipe("balanced-real-25"), ratio_of="real") == [10, 10]  # 25% of 80 real
+    ds = augment(real_train, None, recipe="balanced-real", synthetic_counts=[40, 40], seed=4)
+    assert _per_class(ds, "real") == [30, 50] and _per_class(ds, "real-repeat") == [20, 20] and _per_class(ds, "synthetic") == [0, 0]
+    for label, source, index in zip(ds["label"], ds["source"], ds["source_index"]):
+        assert real_train[index]["label"] == label  # repeats are real images of their own class
+    # the same class mix and epoch length as synth-50
+    synth = augment(real_train, synthetic, recipe="synth-50", seed=4)
+    assert np.bincount(ds["label"]).tolist() == np.bincount(synth["label"]).tolist()
+    with pytest.raises(ValueError, match="synthetic pool"):
+        augment(real_train, None, recipe="balanced-real")  # a share of which pool?
+
+
+def test_control_recipes_parse():
+    assert parse_recipe("balanced-real").oversample_like == pytest.approx(0.5)
+    assert parse_recipe("balanced-real-100").oversample_like == pytest.approx(1.0)
+    assert parse_recipe("reweighted-real").class_weight == "balanced" and not parse_recipe("reweighted-real").uses_synthetic
+    p = parse_recipe("pretrain-synth")
+    assert p.pretrain_synthetic and p.synthetic_ratio == "all" and p.real_fraction == 1
+    with pytest.raises(ValueError, match="pretrain_synthetic needs"):
+        Recipe("x", pretrain_synthetic=True)
+    with pytest.raises(ValueError, match="oversample_like"):
+        Recipe("x", synthetic_ratio=0.5, oversample_like=0.5)
