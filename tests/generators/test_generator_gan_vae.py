@@ -149,3 +149,21 @@ def test_torchvision_discriminators_and_weights_announcement(caplog):
         TorchvisionDiscriminator(backbone="resnet18", num_classes=2, conditioning="concat")
     with pytest.raises(ValueError, match="unknown discriminator backbone"):
         TorchvisionDiscriminator(backbone="vgg")
+
+
+def test_evaluate_and_experiments_take_a_gan_unchanged(one_pass_dirs, tiny_npz, tmp_path):
+    from synthxray import load_dataset, run_experiment
+
+    res = synthxray.evaluate(str(tiny_npz), load_generator(one_pass_dirs["dcgan"], device="cpu"), metrics=("fid",),
+                             extractor="random", real_split="test", progress=False)
+    assert np.isfinite(res.value("fid")) and np.isfinite(res.value("fid", "1"))
+    train, test = load_dataset(str(tiny_npz), split="train"), load_dataset(str(tiny_npz), split="test")
+    spec = dict(real_train=train, test=test, synthetic={"generator": str(one_pass_dirs["acgan"]), "batch_size": 16},
+                output_dir=str(tmp_path / "exp"), backbones=[{"name": "cnn", "widths": [4, 8]}], recipes=["synth-50"],
+                seeds=[0], epochs=1, image_size=16, batch_size=16, plots=False)
+    out = run_experiment(spec)
+    import datasets
+
+    pool = datasets.load_from_disk(str(tmp_path / "exp" / "synthetic"))
+    assert set(pool["generator"]) == {"acgan"} and set(pool["num_inference_steps"]) == {1}
+    assert out.runs[0]["counts"]["synthetic"] > 0
