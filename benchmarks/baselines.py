@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """GAN and VAE baselines next to the default DDPM: is diffusion worth its sampling cost here?
 
-Every one-pass backend (vae, dcgan, wgan-gp, cgan, acgan) is trained with its defaults for the same
-wall-clock budget (``--max_train_minutes``), then each generator (and the DDPM at 20 and 10 network
-evaluations) makes the test set's class mix (624 images on PneumoniaMNIST), scored against the real test
+Every one-pass backend (vae, dcgan, wgan-gp, cgan, acgan) and the default DDPM are trained with their
+defaults for the same wall-clock budget (``--max_train_minutes``), then each generator (the DDPM at 20
+and 10 network evaluations per image; ``--ddpm DIR`` adds one trained elsewhere) makes the test set's class mix (624 images on PneumoniaMNIST), scored against the real test
 images with ``synthxray.evaluate``: FID overall and per class, precision / recall (mode collapse shows as
 low recall), label fidelity (a small CNN trained once on the real train split), images/s at sampling
 and parameters.
@@ -28,15 +28,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("vae", "dcgan", "wgan-gp", "cgan", "acgan")
+SCRIPTS = {"vae": "train_vae.py", "ddpm": "train_ddpm.py"}  # the GANs: train_gan.py --architecture NAME
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/medmnist/pneumoniamnist.npz"))
     p.add_argument("--budget_minutes", type=float, default=24.0, help="training budget of every one-pass backend")
-    p.add_argument("--backends", nargs="*", default=list(BACKENDS), choices=BACKENDS, help="none: only score --ddpm")
+    p.add_argument("--backends", nargs="*", default=[*BACKENDS, "ddpm"], choices=[*BACKENDS, "ddpm"],
+                   help="backends trained for the budget (ddpm: train_ddpm.py's defaults, scored at --ddpm_steps); none: only score --ddpm")
     p.add_argument("--resolution", type=int, default=32, help="training resolution (the default DDPM's)")
-    p.add_argument("--ddpm", default=None, help="a trained DDPM generator folder to score next to the baselines")
+    p.add_argument("--ddpm", default=None, help="also score this trained DDPM folder (e.g. one trained for a longer budget)")
     p.add_argument("--ddpm_steps", type=int, nargs="*", default=[20, 10], help="DDPM network evaluations per image")
     p.add_argument("--output", default="runs/baselines")
     p.add_argument("--extractor", default="inception")
@@ -52,8 +54,8 @@ def train(args, backend: str, out: Path) -> dict:
     if (model_dir / "synthxray.json").is_file():
         print(f"{backend}: reusing {model_dir}", flush=True)
     else:
-        script = "train_vae.py" if backend == "vae" else "train_gan.py"
-        arch = [] if backend == "vae" else ["--architecture", backend]
+        script = SCRIPTS.get(backend, "train_gan.py")
+        arch = [] if backend in SCRIPTS else ["--architecture", backend]
         cmd = [sys.executable, str(ROOT / "train_scripts" / script), *arch, "--dataset", args.data, "--output_dir", str(model_dir),
                "--resolution", str(args.resolution), "--max_train_minutes", str(args.budget_minutes), "--seed", str(args.seed),
                "--checkpointing_steps", "500", "--checkpoints_total_limit", "1", "--save_images_steps", "100000",
@@ -68,7 +70,7 @@ def train(args, backend: str, out: Path) -> dict:
     extra = info["extra"]
     return {"model": str(model_dir), "steps": summary["steps"], "generator_steps": summary.get("generator_steps"),
             "train_seconds": summary["train_seconds"], "parameters": extra.get("parameters"),
-            "command": f"train_scripts/{'train_vae.py' if backend == 'vae' else 'train_gan.py --architecture ' + backend} "
+            "command": f"train_scripts/{SCRIPTS.get(backend, 'train_gan.py --architecture ' + backend)} "
                        f"--max_train_minutes {args.budget_minutes} --resolution {args.resolution} (defaults otherwise)"}
 
 
@@ -144,19 +146,24 @@ def main(argv=None) -> int:
               f"label accuracy {fidelity['accuracy']:.2f}, {len(ds) / seconds:.1f} img/s", flush=True)
         save()
 
-    for backend in args.backends:
-        gen = load_generator(out / backend, device="cpu")
-        score(backend, gen)
-    if args.ddpm:
-        ddpm = load_generator(args.ddpm, device="cpu")
-        info = json.loads((Path(args.ddpm) / "synthxray.json").read_text())
-        unet = ddpm.pipeline.unet
+    def score_ddpm(folder: Path, name: str, training: dict) -> None:
+        ddpm = load_generator(folder, device="cpu")
+        training = {**training, "parameters": {"unet": sum(p.numel() for p in ddpm.pipeline.unet.parameters())}}
         for steps in args.ddpm_steps:
-            label = f"ddpm-{steps}"
-            report["runs"].setdefault(label, {})["training"] = {
-                "model": str(args.ddpm), "steps": info["extra"].get("train_steps"), "train_seconds": info["extra"].get("train_seconds_this_run"),
-                "parameters": {"unet": sum(p.numel() for p in unet.parameters())}}
-            score(label, ddpm, num_inference_steps=steps)
+            report["runs"].setdefault(f"{name}-{steps}", {})["training"] = training
+            score(f"{name}-{steps}", ddpm, num_inference_steps=steps)
+
+    for backend in args.backends:
+        if backend == "ddpm":
+            score_ddpm(out / "ddpm", "ddpm", report["runs"].pop("ddpm")["training"])
+        else:
+            score(backend, load_generator(out / backend, device="cpu"))
+    if args.ddpm:
+        info = json.loads((Path(args.ddpm) / "synthxray.json").read_text())
+        summary_file = Path(args.ddpm) / "train_summary.json"
+        seconds = json.loads(summary_file.read_text())["train_seconds"] if summary_file.is_file() else None
+        score_ddpm(Path(args.ddpm), f"ddpm[{Path(args.ddpm).name}]",
+                   {"model": str(args.ddpm), "steps": info["extra"].get("train_steps"), "train_seconds": seconds})
     print(markdown(report))
     return 0
 
