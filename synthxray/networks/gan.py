@@ -223,7 +223,8 @@ class TorchvisionDiscriminator(ModelMixin, ConfigMixin):
 
         name = self.config.backbone
         builder, default, native = TORCHVISION_BACKBONES[name]
-        if (self.config.backbone_kwargs or {}) or self.input_size != native and name in ("vit_b_16", "swin_t"):
+        custom = bool(self.config.backbone_kwargs) or (name in ("vit_b_16", "swin_t") and self.input_size != native)
+        if custom:
             if weights not in (None, "none", False, "auto"):
                 raise ValueError(f"pretrained {name} weights need the standard model at {native} px input")
             return False, f"random initialisation (custom {name} size)"

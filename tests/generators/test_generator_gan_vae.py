@@ -145,6 +145,8 @@ def test_torchvision_discriminators_and_weights_announcement(caplog):
     adv, aux = vit(x)
     assert adv.shape == (2,) and aux.shape == (2, 2) and vit.input_size == 32
     assert vit.load_pretrained_backbone("auto") == (False, "random initialisation (custom vit_b_16 size)")
+    swin = TorchvisionDiscriminator(backbone="swin_t", resolution=28, input_size=32, num_classes=2, conditioning="projection")
+    assert swin(x, y)[0].shape == (2,) and swin.load_pretrained_backbone("auto")[0] is False
     with pytest.raises(ValueError, match="concat"):
         TorchvisionDiscriminator(backbone="resnet18", num_classes=2, conditioning="concat")
     with pytest.raises(ValueError, match="unknown discriminator backbone"):
