@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..generators.gan import GAN_ARCHITECTURES, GANGenerator, gan_generator_class
 from ..networks.gan import CONDITIONINGS, TORCHVISION_BACKBONES, ConvDiscriminator, ConvGenerator, TorchvisionDiscriminator
 from ..networks.common import resolution_plan
-from .common import TrainState, help_field, make_accelerator, make_lr_scheduler, prepare_output_dir, resume, steps_and_epochs, train_loop, write_config
+from .common import TrainState, help_field, make_accelerator, make_lr_scheduler, prepare_output_dir, plan_steps, resume, train_loop, write_config
 from .diffaugment import diff_augment, parse_policy
 from .oneshot import OneShotTrainingConfig, finish, generator_info, load_training_data, save_sample_grid
 
@@ -248,7 +248,7 @@ def train(cfg: GANTrainingConfig) -> Path:
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.learning_rate, betas=betas, weight_decay=cfg.adam_weight_decay)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_learning_rate, betas=betas, weight_decay=cfg.adam_weight_decay)
-    max_steps, _ = steps_and_epochs(cfg, cfg.num_epochs, len(data.dataloader))
+    max_steps, _ = plan_steps(cfg, cfg.num_epochs, data.dataloader, accelerator)  # per process
     state = TrainState()
     n = accelerator.num_processes
     sched_g = make_lr_scheduler(cfg, opt_g, math.ceil(max_steps / cfg.n_critic), n, state=state)

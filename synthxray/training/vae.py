@@ -11,7 +11,7 @@ import torch
 
 from ..generators.vae import VAEGenerator
 from ..networks.vae import ConvVAE
-from .common import TrainState, help_field, make_accelerator, make_lr_scheduler, prepare_output_dir, resume, steps_and_epochs, train_loop, write_config
+from .common import TrainState, help_field, make_accelerator, make_lr_scheduler, prepare_output_dir, plan_steps, resume, train_loop, write_config
 from .oneshot import OneShotTrainingConfig, finish, generator_info, load_training_data, save_sample_grid
 
 logger = logging.getLogger("synthxray.training")
@@ -57,7 +57,7 @@ def train(cfg: VAETrainingConfig) -> Path:
                   num_classes=len(data.class_names) if cfg.conditional else 0,
                   base_channels=cfg.base_channels, max_channels=cfg.max_channels)
     optimizer = torch.optim.Adam(vae.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
-    max_steps, _ = steps_and_epochs(cfg, cfg.num_epochs, len(data.dataloader))
+    max_steps, _ = plan_steps(cfg, cfg.num_epochs, data.dataloader, accelerator)  # per process
     state = TrainState()
     lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state)
     vae, optimizer, dataloader, lr_scheduler = accelerator.prepare(vae, optimizer, data.dataloader, lr_scheduler)
