@@ -3,5 +3,7 @@
 from .base import GENERATORS, Generator, GeneratorInfo, list_generators, load_generator
 from . import ddpm as _ddpm  # noqa: F401  (registers "ddpm")
 from . import stable_diffusion as _stable_diffusion  # noqa: F401  (registers "sd-dreambooth", "sd-lora")
+from . import gan as _gan  # noqa: F401  (registers "dcgan", "wgan-gp", "cgan", "acgan")
+from . import vae as _vae  # noqa: F401  (registers "vae")
 
 __all__ = ["GENERATORS", "Generator", "GeneratorInfo", "list_generators", "load_generator"]

@@ -15,6 +15,8 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "ddpm": ("synthxray.training.ddpm", "DDPMTrainingConfig"),
     "dreambooth": ("synthxray.training.dreambooth", "DreamBoothConfig"),
     "lora": ("synthxray.training.lora", "LoRAConfig"),
+    "gan": ("synthxray.training.gan", "GANTrainingConfig"),  # --architecture dcgan|wgan-gp|cgan|acgan
+    "vae": ("synthxray.training.vae", "VAETrainingConfig"),
 }
 
 

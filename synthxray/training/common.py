@@ -401,6 +401,7 @@ def train_loop(
     max_steps: int,
     params_to_clip: Iterable[torch.nn.Parameter] | None = None,
     on_step: Callable[[int], None] | None = None,
+    step_fn: Callable[[Any], dict[str, float]] | None = None,
 ) -> None:
     """Run optimiser steps until ``max_steps``: accumulation, clipping, logging, checkpoints, resume.
 
@@ -409,7 +410,10 @@ def train_loop(
     the checkpoint for that step is written. On N processes, ``dataloader`` must be the prepared one
     and ``max_steps`` come from :func:`plan_steps`; every rank calls ``save_state`` (accelerate writes
     the weights once, from the main process, and one RNG file per rank) and the time budget is judged
-    on the main process's clock, so all ranks stop at the same step.
+    on the main process's clock, so all ranks stop at the same step. ``step_fn(batch)`` replaces the
+    loss/backward/clip/optimiser part for objectives with several optimisers (GANs): it does its own
+    updates and returns the numbers to log (``loss_fn``, ``optimizer`` and ``lr_scheduler`` may then be
+    None); step counting, resume, checkpoints and the time budget stay here.
     """
     from tqdm.auto import tqdm
 
@@ -438,18 +442,22 @@ def train_loop(
             with accelerator.accumulate(*models):
                 if accelerator.sync_gradients and cfg.max_train_minutes:
                     state.sync_clock(accelerator)  # the schedule and the stop read one clock on all ranks
-                loss = loss_fn(batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params_to_clip, cfg.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                if step_fn is not None:
+                    logs = step_fn(batch)
+                else:
+                    loss = loss_fn(batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(params_to_clip, cfg.max_grad_norm)
+                    optimizer.step()
+                    lr_scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:
                 continue
             state.step += 1
             bar.update(1)
-            logs = {"loss": loss.detach().item(), "lr": lr_scheduler.get_last_lr()[0]}
+            if step_fn is None:
+                logs = {"loss": loss.detach().item(), "lr": lr_scheduler.get_last_lr()[0]}
             bar.set_postfix(**{k: f"{v:.4g}" for k, v in logs.items()})
             accelerator.log(logs, step=state.step)
             if on_step is not None:
