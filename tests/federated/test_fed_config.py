@@ -101,3 +101,30 @@ def test_majority_partitioner_uses_flwr_datasets_interface():
     for pid in range(3):
         counts = np.bincount(part.load_partition(pid)["label"], minlength=3)
         assert counts.argmax() == pid and counts[pid] / counts.sum() == pytest.approx(0.7, abs=0.05)
+
+
+def test_strategy_is_flowers_weighted_by_examples_and_samples_the_fraction():
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedProx
+
+    from synthxray.federated.server_app import make_strategy
+
+    base = dict(dataset="x", output_dir="o", num_clients=10)
+    s = make_strategy(FederatedConfig(fraction_train=0.3, **base))
+    assert type(s) is FedAvg and s.weighted_by_key == "num-examples"
+    assert s.min_train_nodes == 3 and s.min_available_nodes == 10  # sample size fixed even before all nodes connect
+    prox = make_strategy(FederatedConfig(strategy="fedprox", proximal_mu=0.1, **base))
+    assert isinstance(prox, FedProx) and prox.proximal_mu == 0.1
+    dp = make_strategy(FederatedConfig(dp_noise_multiplier=0.5, dp_clipping_norm=2.0, **base))
+    assert isinstance(dp, DifferentialPrivacyClientSideFixedClipping) and dp.clipping_norm == 2.0
+
+
+def test_supernode_partition_needs_class_names_and_is_for_deployment(tmp_path):
+    from synthxray.federated.run import prepare
+    from synthxray.federated.server_app import server_classes
+
+    with pytest.raises(ValueError, match="class_names"):
+        FederatedConfig(output_dir="o", partition="supernode")
+    cfg = FederatedConfig(output_dir=str(tmp_path / "o"), partition="supernode", class_names=["normal", "pneumonia"], channels=1)
+    assert server_classes(cfg) == (["normal", "pneumonia"], 1)
+    with pytest.raises(ValueError, match="deployment engine"):
+        prepare(cfg)
