@@ -78,6 +78,36 @@ def score(folder: Path, test, ext) -> tuple[dict, dict]:
     return {r["class"]: round(float(r["fid"]["mean"]), 2) for r in res.rows}, {"n_synthetic": len(ds), "n_real": len(test), **res.settings}
 
 
+def dp_overhead(repeats: int = 5) -> dict:
+    """Seconds Flower's client-side fixed-clipping DP adds per round on the default DDPM's record (model + EMA):
+    ``fixedclipping_mod``'s clipping on a site, the wrapper's Gaussian noise on the server (the same calls they make)."""
+    import numpy as np
+    from flwr.app import ArrayRecord
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
+    from flwr.supercore.differential_privacy import compute_clip_model_update
+
+    from synthxray.federated import FederatedConfig
+    from synthxray.federated.server_app import initial_state
+
+    state = initial_state(FederatedConfig(dataset="x", output_dir="o"), 2, 1)
+    record = ArrayRecord(state)
+    old = record.to_numpy_ndarrays()
+    rng = np.random.default_rng(0)
+    clip, noise = [], []
+    strategy = DifferentialPrivacyClientSideFixedClipping(FedAvg(), noise_multiplier=1.0, clipping_norm=10.0, num_sampled_clients=4)
+    for _ in range(repeats):
+        new = [a + rng.normal(0, 0.01, a.shape).astype(a.dtype) for a in old]
+        t0 = time.perf_counter()
+        compute_clip_model_update(param1=new, param2=old, clipping_norm=10.0)
+        clip.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        strategy._add_noise_to_aggregated_arrays(ArrayRecord(state))
+        noise.append(time.perf_counter() - t0)
+    return {"parameters": int(sum(a.size for a in old)), "record_bytes": record.count_bytes(),
+            "clip_seconds_per_site_round": round(float(np.median(clip)), 4),
+            "noise_seconds_per_round": round(float(np.median(noise)), 4)}
+
+
 def markdown(report: dict) -> str:
     lines = ["| run | sites | partition | local steps x rounds | FID overall | FID per class | wall s | MB per round |",
              "|---|---|---|---|---|---|---|---|"]
@@ -101,8 +131,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--client_cpus", type=float, default=float(os.cpu_count() or 1), help="CPUs per simulated site in Ray")
     p.add_argument("--extractor", default="inception")
+    p.add_argument("--dp_overhead", action="store_true", help="only time Flower's DP clipping and noise on the default model")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.dp_overhead:
+        print(json.dumps(dp_overhead(), indent=2))
+        return
     from synthxray import load_dataset
     from synthxray.evaluation import get_extractor
 
