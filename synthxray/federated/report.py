@@ -34,7 +34,10 @@ def build_generator(cfg: FederatedConfig, state: dict[str, torch.Tensor], names:
                 p.copy_(ema_state[name])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     unet.to(device).eval()
-    pipe = ClassConditionalDDPMPipeline(unet=unet, scheduler=DDPMScheduler.from_config(noise_scheduler.config))
+    pad = cfg.unet_resolution - cfg.resolution  # a 28 px run trains a 32 px UNet on padded images; crop them back
+    pipe = ClassConditionalDDPMPipeline(
+        unet=unet, scheduler=DDPMScheduler.from_config(noise_scheduler.config), image_size=cfg.resolution if pad else None
+    )
     pipe.set_progress_bar_config(disable=True)
     info = GeneratorInfo(
         backend="ddpm", class_names=list(names), channels=channels, resolution=cfg.resolution,
