@@ -12,6 +12,7 @@ COMMANDS = [
     "synthxray.commands.demo",
     "synthxray.commands.evaluate",
     "synthxray.commands.experiment",
+    "synthxray.commands.federated",
     "synthxray.commands.generate",
     "synthxray.commands.prepare",
     "synthxray.commands.push",

@@ -1,0 +1,125 @@
+"""The federated run's config: the DDPM training flags plus the federation's (sites, partition, rounds, strategy)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..training.common import help_field
+from ..training.ddpm import DDPMTrainingConfig
+
+PARTITIONS = ("iid", "dirichlet", "majority", "supernode")
+STRATEGIES = ("fedavg", "fedprox")
+
+# fields a resumed run must share with the run that wrote the checkpoints (the rest may change between runs)
+RESUME_KEYS = (
+    "num_clients", "partition", "dirichlet_alpha", "majority_fraction", "local_steps", "strategy", "seed", "resolution",
+    "channels", "block_out_channels", "layers_per_block", "attention", "mid_block_attention", "num_train_timesteps",
+    "beta_schedule", "prediction_type", "dataset", "dataset_split",
+)
+
+
+@dataclass
+class FederatedConfig(DDPMTrainingConfig):
+    """``synthxray federated --config fed.yaml``: the class-conditional DDPM trained with Flower over simulated or real sites.
+
+    Every client runs the same optimiser steps as ``train_ddpm.py`` (``local_steps`` per round); the learning-rate
+    schedule and EMA warm-up are planned over ``num_rounds * local_steps`` steps, so a federated run and a centralised
+    run of the same total steps anneal alike.
+    """
+
+    num_clients: int = help_field(4, "Sites (Flower SuperNodes); in simulation each gets one partition of the dataset.")
+    partition: str = help_field(
+        "iid",
+        "iid | dirichlet (per-class Dirichlet(alpha) shares, flwr-datasets' DirichletPartitioner) | majority (each site "
+        "holds majority_fraction of one class) | supernode (deployment: each SuperNode reads its own data-path).",
+    )
+    dirichlet_alpha: float = help_field(0.5, "Concentration of the Dirichlet partition (smaller: more skewed).")
+    majority_fraction: float = help_field(0.8, "Share of each site's images from its majority class (0.6-0.9 in seed 002).")
+    num_rounds: int = help_field(10, "Federated rounds.")
+    local_steps: int = help_field(50, "Optimiser steps each sampled client runs per round.")
+    fraction_train: float = help_field(1.0, "Fraction of sites sampled each round, in (0, 1].")
+    min_train_clients: int = help_field(1, "Fewest sites a round trains on (Flower's min_train_nodes).")
+    strategy: str = help_field("fedavg", "fedavg (weighted by each site's examples) | fedprox.")
+    proximal_mu: float = help_field(0.01, "FedProx proximal term weight mu (strategy: fedprox).")
+    dp_noise_multiplier: float | None = help_field(
+        None,
+        "Client-side differential privacy with fixed clipping (Flower's DifferentialPrivacyClientSideFixedClipping + "
+        "fixedclipping_mod): Gaussian noise multiplier on the aggregated update. Off when unset.",
+    )
+    dp_clipping_norm: float = help_field(10.0, "L2 norm each client's model update is clipped to (with dp_noise_multiplier).")
+    class_names: list[str] | None = help_field(
+        None, "Class names (needed with partition: supernode, where the server holds no data; label i = class_names[i])."
+    )
+    fid_every_rounds: int = help_field(0, "Compute FID of the global model against fid_dataset every K rounds (0: never).")
+    fid_dataset: str | None = help_field(None, "Held-out server-side set for FID (default: dataset's test split).")
+    fid_split: str = help_field("test", "Split of fid_dataset.")
+    fid_num_images: int = help_field(200, "Synthetic and real images per FID (default protocol of synthxray.evaluate).")
+    client_num_cpus: float = help_field(1.0, "CPUs each simulated client reserves in Ray (2 on a 2-core machine: one client at a time).")
+    client_num_gpus: float = help_field(0.0, "GPUs each simulated client reserves (e.g. 0.25 to run 4 on one GPU).")
+    round_timeout: float = help_field(3600.0, "Seconds the server waits for a round's replies; a site that misses it is dropped from the round.")
+    inject_failures: list[str] = help_field(
+        [], "Testing the failure path: 'partition:round' pairs whose client raises in that round (e.g. 1:2)."
+    )
+    resume_from_checkpoint: str | None = help_field(
+        "latest", "'latest' (default: a re-run continues after the last completed round) or none to refuse an old run."
+    )
+    checkpointing_steps: int = help_field(0, "Unused by federated runs: the server checkpoints the global model every round.")
+    save_images_steps: int = help_field(0, "Unused by federated runs (a sample grid is saved at the end).")
+
+    def __post_init__(self) -> None:
+        if self.resume_from_checkpoint in ("none", "None", ""):
+            self.resume_from_checkpoint = None
+        if self.partition == "supernode" and not self.dataset:
+            if not self.class_names:
+                raise ValueError("partition: supernode needs class_names (the server holds no data to read them from)")
+            self.dataset = "supernode"
+        super().__post_init__()
+        if self.partition not in PARTITIONS:
+            raise ValueError(f"partition must be one of {PARTITIONS}, got {self.partition!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.num_clients < 1:
+            raise ValueError(f"num_clients must be >= 1, got {self.num_clients}")
+        if not 0 < self.fraction_train <= 1:
+            raise ValueError(f"fraction_train must be in (0, 1], got {self.fraction_train}")
+        if not 1 <= self.min_train_clients <= self.num_clients:
+            raise ValueError(f"min_train_clients must be in [1, num_clients={self.num_clients}], got {self.min_train_clients}")
+        if self.partition == "majority" and not 0.5 < self.majority_fraction < 1:
+            raise ValueError(f"majority_fraction must be in (0.5, 1) (seed 002 used 0.6-0.9), got {self.majority_fraction}")
+        if self.partition == "dirichlet" and self.dirichlet_alpha <= 0:
+            raise ValueError(f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
+        if self.num_rounds < 1 or self.local_steps < 1:
+            raise ValueError("num_rounds and local_steps must be >= 1")
+        if self.max_train_steps is not None or self.max_train_minutes is not None:
+            raise ValueError("federated runs are sized by num_rounds * local_steps; leave max_train_steps/max_train_minutes unset")
+        if self.strategy == "fedprox" and self.proximal_mu < 0:
+            raise ValueError("proximal_mu must be >= 0")
+        if self.dp_noise_multiplier is not None and (self.dp_noise_multiplier < 0 or self.dp_clipping_norm <= 0):
+            raise ValueError("dp_noise_multiplier must be >= 0 and dp_clipping_norm > 0")
+        if self.fid_every_rounds < 0 or self.fid_num_images < 2:
+            raise ValueError("fid_every_rounds must be >= 0 and fid_num_images >= 2")
+        for item in self.inject_failures:
+            parts = str(item).split(":")
+            if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+                raise ValueError(f"inject_failures entries are 'partition:round', got {item!r}")
+
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps a site that trains every round runs over the whole federation."""
+        return self.num_rounds * self.local_steps
+
+    def to_json(self) -> str:
+        """The config as JSON (what the server sends to every client in its ConfigRecord)."""
+        return json.dumps(self.to_dict(), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FederatedConfig":
+        data: dict[str, Any] = json.loads(text)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def failures(self) -> set[tuple[int, int]]:
+        """``inject_failures`` as (partition, round) pairs."""
+        return {tuple(int(p) for p in str(item).split(":")) for item in self.inject_failures}  # type: ignore[misc]
