@@ -219,7 +219,7 @@ class TorchvisionDiscriminator(ModelMixin, ConfigMixin):
         and keep the random weights, as the experiments' backbones do. Returns ``(pretrained, note)``."""
         from torchvision import models
 
-        from ..experiments.backbones import _torchvision_weights
+        from ..experiments.backbones.base import torchvision_weights
 
         name = self.config.backbone
         builder, default, native = TORCHVISION_BACKBONES[name]
@@ -228,7 +228,7 @@ class TorchvisionDiscriminator(ModelMixin, ConfigMixin):
             if weights not in (None, "none", False, "auto"):
                 raise ValueError(f"pretrained {name} weights need the standard model at {native} px input")
             return False, f"random initialisation (custom {name} size)"
-        model, pretrained, note = _torchvision_weights(name, getattr(models, builder), weights, default)
+        model, pretrained, note = torchvision_weights(name, getattr(models, builder), weights, default)
         if pretrained:
             state = {k: v for k, v in model.state_dict().items() if not k.startswith(("fc.", "heads.", "head."))}
             self.body.load_state_dict(state, strict=False)
