@@ -1,14 +1,14 @@
-"""Training pieces every script shares: config parsing, accelerator setup, resume, the step loop."""
+"""Training pieces every script shares: config parsing, accelerator setup, the schedules, the step loop.
+
+The output folder and checkpoint helpers live in ``checkpoints`` and stay importable from here."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,10 +17,11 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import torch
 
+from .checkpoints import CONFIG_FILE, check_output_dir, list_checkpoints, prepare_output_dir, resume, write_config  # noqa: F401  (re-exported)
+
 logger = logging.getLogger("synthxray.training")
 
 C = TypeVar("C")
-CONFIG_FILE = "training_config.json"
 
 
 def help_field(default: Any, help: str, **kwargs: Any) -> Any:
@@ -97,61 +98,6 @@ def parse_config(config_cls: type[C], argv: Sequence[str] | None = None, prog: s
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0], allow_extra_keys=False)[0]
     return parser.parse_args_into_dataclasses(args=argv)[0]
-
-
-def check_output_dir(cfg: TrainingConfig) -> Path:
-    """Check ``--output_dir`` can take this run, writing nothing: it must be creatable, and another run's
-    folder needs --overwrite_output_dir (or --resume_from_checkpoint to continue it)."""
-    out = Path(cfg.output_dir).expanduser()
-    for p in (out, *out.parents):
-        if p.is_symlink() and not p.exists():
-            where = "" if p == out else f" (its parent {p})"
-            raise FileNotFoundError(
-                f"--output_dir {cfg.output_dir}{where} is a symbolic link to {os.readlink(p)}, which does not exist; "
-                "create the target or choose another folder"
-            )
-        if p.exists():
-            if not p.is_dir():
-                where = "is a file" if p == out else f"is inside {p}, which is a file"
-                raise FileExistsError(f"--output_dir {cfg.output_dir} {where}; choose a folder")
-            break
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / CONFIG_FILE).is_file()
-        if not ours and not cfg.overwrite_output_dir:
-            raise FileExistsError(
-                f"output_dir {out} already holds files that are not a synthxray run; choose an empty folder "
-                "or pass --overwrite_output_dir"
-            )
-        if ours and not cfg.resume_from_checkpoint and not cfg.overwrite_output_dir and list_checkpoints(out):
-            raise FileExistsError(
-                f"output_dir {out} holds checkpoints of an earlier run; pass --resume_from_checkpoint latest to continue "
-                "it or --overwrite_output_dir to start again"
-            )
-    return out
-
-
-def prepare_output_dir(cfg: TrainingConfig) -> Path:
-    """:func:`check_output_dir`, then create the folder. Call it once every input has been checked."""
-    out = check_output_dir(cfg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FileExistsError(f"--output_dir {cfg.output_dir}: cannot create it ({exc.strerror or exc})") from None
-    return out
-
-
-def write_config(cfg: Any, out: Path) -> None:
-    data = cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
-    (out / CONFIG_FILE).write_text(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Checkpoints written by ``accelerator.save_state`` with automatic naming, oldest first."""
-    root = Path(output_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint_\d+", p.name)]
-    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
 
 
 def make_accelerator(cfg: TrainingConfig, log_with: str | None = None):
@@ -250,30 +196,6 @@ def progress(cfg: TrainingConfig, state: TrainState, max_steps: int) -> float:
 def budget_fraction(cfg: TrainingConfig, state: TrainState) -> float:
     """Training time over ``--max_train_minutes`` (0 without a budget)."""
     return state.budget_seconds() / (60.0 * cfg.max_train_minutes) if cfg.max_train_minutes else 0.0
-
-
-def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
-    """Load the checkpoint named by ``resume_from_checkpoint``; returns whether one was loaded."""
-    if not cfg.resume_from_checkpoint:
-        return False
-    found = list_checkpoints(cfg.output_dir)
-    if cfg.resume_from_checkpoint == "latest":
-        if not found:
-            logger.warning("no checkpoint in %s/checkpoints; starting from scratch", cfg.output_dir)
-            return False
-        path = found[-1]
-    else:
-        path = Path(cfg.resume_from_checkpoint)
-        if not path.is_dir():
-            path = Path(cfg.output_dir) / "checkpoints" / cfg.resume_from_checkpoint
-        if not path.is_dir():
-            raise FileNotFoundError(f"checkpoint {cfg.resume_from_checkpoint} not found; available: {[p.name for p in found]}")
-    accelerator.load_state(str(path))
-    # accelerate does not advance its checkpoint counter on load; without this the next save collides
-    numbers = [int(p.name.split("_")[1]) for p in found] or [0]
-    accelerator.project_configuration.iteration = max(numbers) + 1
-    logger.info("resumed from %s at step %d (epoch %d)", path, state.step, state.epoch)
-    return True
 
 
 def onecycle_factor(progress: float) -> float:

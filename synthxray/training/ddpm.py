@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -13,48 +12,27 @@ from typing import Callable
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from ..data import class_names as dataset_class_names
-from ..data import DataError, is_grayscale, load_dataset, with_image_transform
 from ..generators.base import SCHEDULERS, GeneratorInfo
 from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet, padded_resolution
-from ..images import class_grid
-from .common import (
-    TrainingConfig,
-    TrainState,
-    check_output_dir,
-    finish_model_folder,
-    hardware_summary,
-    help_field,
-    make_accelerator,
-    make_lr_scheduler,
-    plan_steps,
-    prepare_output_dir,
-    resume,
-    train_loop,
-    training_layout,
-    write_config,
-)
+from .common import TrainState, hardware_summary, help_field, make_lr_scheduler, plan_steps, train_loop, training_layout
+from .image_data import ImageDataConfig, finish, image_dataloader, load_image_dataset, resume_and_track, save_sample_grid, start_run
 from .diffusion import WEIGHTING_SCHEMES, add_noise, diffusion_loss, diffusion_target
 
 logger = logging.getLogger("synthxray.training")
 
 
 @dataclass
-class DDPMTrainingConfig(TrainingConfig):
+class DDPMTrainingConfig(ImageDataConfig):
     """Flags of ``train_scripts/train_ddpm.py``. Defaults: seed 001's recipe (T=1000, AdamW, OneCycle, EMA) with
     the settings that gave the best FID for a 24-minute CPU budget in ``benchmarks/ddpm_sweep.py``
     (4-level 1.1M UNet, cosine betas, v-prediction, lr 2e-3, no min-SNR, logit-normal(-2, 1.5) timesteps)."""
 
-    dataset: str = help_field("", "Image folder with class sub-folders, MedMNIST .npz or name, save_to_disk folder, or Hub id.")
-    dataset_split: str = help_field("train", "Split to train on.")
     resolution: int = help_field(
         32,
         "Square image size, e.g. 28 for MedMNIST's native files. A size the UNet cannot halve len(block_out_channels)-1 "
         "times (28 with the default 4 levels) is padded (edge pixels repeated) to the next multiple of 2**(levels-1) "
         "for the UNet (28 -> 32) and generated images are cropped back to it, so the default model works at any size.",
     )
-    channels: int | None = help_field(None, "1 or 3; default: 1 when the data is grayscale.")
-    num_epochs: int = help_field(50, "Passes over the training data in total (on N processes too), used when max_train_steps is not set.")
     learning_rate: float = help_field(
         2e-3, "Peak learning rate (seed 001: 2e-4; 2e-3 trains this small UNet fastest on a short budget, benchmarks/RESULTS.md)."
     )
@@ -98,23 +76,14 @@ class DDPMTrainingConfig(TrainingConfig):
     ema_max_decay: float = help_field(0.9999, "EMA decay ceiling.")
     ema_inv_gamma: float = help_field(1.0, "EMA warm-up inverse gamma.")
     ema_power: float = help_field(0.75, "EMA warm-up power.")
-    random_flip: bool = help_field(False, "Random horizontal flips (off: chest anatomy is not mirror-symmetric).")
-    save_images_steps: int = help_field(500, "Save a per-class sample grid every N steps (0 disables).")
-    num_validation_images: int = help_field(8, "Images per class in each sample grid.")
     sample_scheduler: str = help_field(
         "dpm-sde", "Default sampler saved with the model: ddpm | ddim | dpm | dpm-sde | unipc (dpm-sde: best FID at 10 and 20 steps)."
     )
     sample_steps: int = help_field(20, "Default sampling steps saved with the model.")
     guidance_scale: float = help_field(1.0, "Default guidance scale saved with the model (1.0 = no guidance).")
-    logger: str = help_field("none", "none | tensorboard | wandb.")
-    max_train_images: int | None = help_field(None, "Use only the first N training images (quick trials).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.dataset:
-            raise ValueError("dataset is required (an image folder, .npz, MedMNIST name, dataset folder or Hub id)")
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.beta_schedule not in ("linear", "squaredcos_cap_v2", "scaled_linear"):
             raise ValueError(f"beta_schedule must be linear or squaredcos_cap_v2, got {self.beta_schedule!r}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
@@ -127,14 +96,8 @@ class DDPMTrainingConfig(TrainingConfig):
             raise ValueError(f"--weighting_scheme must be one of {WEIGHTING_SCHEMES}, got {self.weighting_scheme!r}")
         if self.logit_std <= 0:
             raise ValueError("--logit_std must be > 0")
-        if self.resolution < 1:
-            raise ValueError(f"--resolution must be a positive number of pixels, got {self.resolution}")
         if not self.block_out_channels or min(self.block_out_channels) < 1:
             raise ValueError(f"--block_out_channels must be positive widths, got {self.block_out_channels}")
-        if self.num_epochs < 1:
-            raise ValueError(f"--num_epochs must be >= 1, got {self.num_epochs}")
-        if self.max_train_images is not None and self.max_train_images < 1:
-            raise ValueError(f"--max_train_images must be >= 1, got {self.max_train_images}")
         # fail before any data is read if the UNet cannot be built
         build_unet(2, self.unet_resolution, 1, self.block_out_channels, 1, norm_num_groups=min(self.block_out_channels))
 
@@ -161,44 +124,21 @@ def build_model(cfg: DDPMTrainingConfig, num_classes: int, channels: int) -> tup
 def load_training_data(cfg: DDPMTrainingConfig):
     """``(dataset, class names, channels)``, checked: every problem found here stops the run before
     anything is written. One class trains (a one-class generator is a valid aim) but is warned about."""
-    ds = load_dataset(cfg.dataset, split=cfg.dataset_split)
-    if len(ds) == 0:
-        raise DataError(f"--dataset {cfg.dataset} (split {cfg.dataset_split!r}) holds no images")
-    if cfg.max_train_images:
-        ds = ds.select(range(min(cfg.max_train_images, len(ds))))
-    names = dataset_class_names(ds)
+    ds, names, channels = load_image_dataset(cfg)
     if len(names) == 1:
         logger.warning(
             "--dataset %s has one class (%r): the class-conditional model learns it alone, its labels carry no "
             "information and --guidance_scale has no effect. If the data has one sub-folder per class, point "
             "--dataset at their parent folder.", cfg.dataset, names[0],
         )
-    channels = cfg.channels or (1 if is_grayscale(ds) else 3)
     return ds, names, channels
 
 
 def make_dataloader(cfg: DDPMTrainingConfig, ds, channels: int) -> torch.utils.data.DataLoader:
     """Shuffled batches of ``{"pixel_values", "label"}`` from a ``datasets.Dataset`` (``--random_flip`` applied),
-    edge-padded to ``cfg.unet_resolution`` when ``--resolution`` is not a size the UNet takes (28 -> 32)."""
-    augment = None
-    if cfg.random_flip:
-        from torchvision.transforms import RandomHorizontalFlip
-
-        augment = RandomHorizontalFlip()
-    train_ds = with_image_transform(ds, cfg.resolution, channels, augment)
-    pad = cfg.unet_resolution - cfg.resolution
-    padding = (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2)
-
-    def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
-        pixels = torch.stack([r["pixel_values"] for r in rows])
-        if pad:  # repeat the edge pixels; generation crops them off again
-            pixels = torch.nn.functional.pad(pixels, padding, mode="replicate")
-        return {"pixel_values": pixels, "label": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
-
-    return torch.utils.data.DataLoader(
-        train_ds, batch_size=cfg.train_batch_size, shuffle=True, drop_last=len(ds) > cfg.train_batch_size,
-        num_workers=cfg.dataloader_num_workers, collate_fn=collate,
-    )
+    edge-padded to ``cfg.unet_resolution`` when ``--resolution`` is not a size the UNet takes (28 -> 32);
+    generation crops the padding off again."""
+    return image_dataloader(cfg, ds, channels, pad_to=cfg.unet_resolution)
 
 
 def make_ema(cfg: DDPMTrainingConfig, unet: UNet2DModel):
@@ -240,19 +180,11 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     """
     from accelerate.utils import set_seed
 
-    check_output_dir(cfg)
-    accelerator = make_accelerator(cfg, log_with=cfg.logger)
-    with accelerator.main_process_first():  # the first load may convert and cache the data
-        ds, names, channels = load_training_data(cfg)
+    out, accelerator, (ds, names, channels) = start_run(cfg, lambda: load_training_data(cfg))
     dataloader = make_dataloader(cfg, ds, channels)
     pad = cfg.unet_resolution - cfg.resolution
     set_seed(cfg.seed)
     unet, noise_scheduler = build_model(cfg, len(names), channels)
-    # every input is checked: only now is anything written
-    out = prepare_output_dir(cfg) if accelerator.is_main_process else Path(cfg.output_dir)
-    if accelerator.is_main_process:
-        write_config(cfg, out)
-    accelerator.wait_for_everyone()
 
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
     unet, optimizer, dataloader = accelerator.prepare(unet, optimizer, dataloader)
@@ -263,11 +195,7 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     ema = make_ema(cfg, accelerator.unwrap_model(unet)) if cfg.use_ema else None
     if ema is not None:
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
-    accelerator.register_for_checkpointing(state)
-    resume(accelerator, cfg, state)
-    if accelerator.is_main_process:
-        accelerator.init_trackers("train_ddpm", config={k: str(v) for k, v in cfg.to_dict().items()})
+    resume_and_track(accelerator, cfg, state, "train_ddpm", ema)
 
     loss_fn = make_loss_fn(cfg, unet, noise_scheduler, null_class=len(names))
 
@@ -295,47 +223,25 @@ def train(cfg: DDPMTrainingConfig) -> Path:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
+    def make_generator() -> DDPMGenerator:
+        return DDPMGenerator(pipeline_with_ema_weights(), info())
+
     def on_step(step: int) -> None:
         if ema is not None:
             ema.step(accelerator.unwrap_model(unet).parameters())
         if cfg.save_images_steps and step % cfg.save_images_steps == 0 and accelerator.is_main_process:
-            save_sample_grid(step)
-
-    def save_sample_grid(step: int) -> None:
-        gen = DDPMGenerator(pipeline_with_ema_weights(), info())
-        grid = class_grid(gen, per_class=cfg.num_validation_images, seed=cfg.seed)
-        (out / "samples").mkdir(exist_ok=True)
-        grid.save(out / "samples" / f"step_{step:06d}.png")
-        for tracker in accelerator.trackers:
-            if tracker.name == "tensorboard":
-                import numpy as np
-
-                arr = np.asarray(grid.convert("RGB"))
-                tracker.writer.add_image("samples", arr, step, dataformats="HWC")
-        unet.train()
+            save_sample_grid(make_generator(), cfg, out, step, accelerator)
+            unet.train()
 
     logger.info(
         "training %d classes %s at %dpx (UNet %dpx), %d channel(s), %d images, %d steps (%d epochs)",
         len(names), names, cfg.resolution, cfg.unet_resolution, channels, len(ds), max_steps, num_epochs,
     )
-    start, first_step, seconds_before = time.time(), state.step, state.seconds
+    started, first_step, seconds_before = time.time(), state.step, state.seconds
     train_loop(accelerator, cfg, state, [unet], optimizer, lr_scheduler, dataloader, loss_fn, max_steps, on_step=on_step)
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        gen = DDPMGenerator(pipeline_with_ema_weights(), info())
-        gen.info.extra["train_seconds_this_run"] = round(time.time() - start, 1)
-        gen.save_pretrained(out)
-        if cfg.save_images_steps:
-            save_sample_grid(state.step)
-        run_steps, run_seconds = state.step - first_step, state.elapsed() - seconds_before
-        summary = {
-            "steps": state.step, "classes": names, "channels": channels, "train_seconds": round(state.elapsed(), 1),
-            "seconds_per_step_this_run": round(run_seconds / run_steps, 4) if run_steps else None,
-            "epochs": round(state.step / math.ceil(len(dataloader) / cfg.gradient_accumulation_steps), 3),
-            **training_layout(accelerator, cfg),
-        }
-        (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        logger.info("saved the %s pipeline to %s", "EMA" if ema is not None else "final", out)
-        finish_model_folder(cfg, out)
+    summary_extra = {"epochs": round(state.step / math.ceil(len(dataloader) / cfg.gradient_accumulation_steps), 3),
+                     **training_layout(accelerator, cfg)}
+    finish(cfg, out, make_generator, state, accelerator, started, first_step, seconds_before, summary_extra=summary_extra)
     accelerator.end_training()
     return out

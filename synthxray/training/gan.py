@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from ..generators.gan import GAN_ARCHITECTURES, GANGenerator, gan_generator_class
 from ..networks.gan import CONDITIONINGS, TORCHVISION_BACKBONES, ConvDiscriminator, ConvGenerator, TorchvisionDiscriminator
 from ..networks.common import resolution_plan
-from .common import TrainState, help_field, make_accelerator, make_lr_scheduler, prepare_output_dir, plan_steps, resume, train_loop, write_config
+from .common import TrainState, help_field, make_lr_scheduler, plan_steps, train_loop
 from .diffaugment import diff_augment, parse_policy
-from .oneshot import OneShotTrainingConfig, finish, generator_info, load_training_data, save_sample_grid
+from .image_data import finish, resume_and_track, save_sample_grid, start_run
+from .oneshot import OneShotTrainingConfig, generator_info, load_training_data
 
 logger = logging.getLogger("synthxray.training")
 
@@ -238,11 +239,7 @@ def train(cfg: GANTrainingConfig) -> Path:
     from accelerate.utils import set_seed
     from diffusers.training_utils import EMAModel
 
-    out = prepare_output_dir(cfg)
-    accelerator = make_accelerator(cfg, log_with=cfg.logger)
-    if accelerator.is_main_process:
-        write_config(cfg, out)
-    data = load_training_data(cfg)
+    out, accelerator, data = start_run(cfg, lambda: load_training_data(cfg))
     set_seed(cfg.seed)
     gen, disc, weights_note = build_networks(cfg, len(data.class_names), data.channels)
     betas = (cfg.adam_beta1, cfg.adam_beta2)
@@ -258,11 +255,7 @@ def train(cfg: GANTrainingConfig) -> Path:
     if cfg.use_ema:
         ema = EMAModel(accelerator.unwrap_model(gen).parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True, power=0.75)
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
-    accelerator.register_for_checkpointing(state)
-    resume(accelerator, cfg, state)
-    if accelerator.is_main_process:
-        accelerator.init_trackers("train_gan", config={k: str(v) for k, v in cfg.to_dict().items()})
+    resume_and_track(accelerator, cfg, state, "train_gan", ema)
     step_fn = AdversarialStep(cfg, accelerator, state, gen, disc, opt_g, opt_d, sched_g, sched_d)
     cls = gan_generator_class(cfg.architecture)
 

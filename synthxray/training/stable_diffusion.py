@@ -21,19 +21,16 @@ import torch
 
 from ..generators.base import GeneratorInfo
 from ..generators.stable_diffusion import sub_info
+from .checkpoints import list_checkpoints, prepare_output_dir, resume, write_config
 from .common import (
     TrainState,
     finish_model_folder,
     hardware_summary,
-    list_checkpoints,
     make_accelerator,
     make_lr_scheduler,
     plan_steps,
-    prepare_output_dir,
-    resume,
     train_loop,
     training_layout,
-    write_config,
 )
 from .diffusion import add_noise, diffusion_loss, diffusion_target
 from .sd_config import PRECISIONS, REPORT_TO, StableDiffusionTrainingConfig, check_prompt_template

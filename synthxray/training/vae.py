@@ -11,8 +11,9 @@ import torch
 
 from ..generators.vae import VAEGenerator
 from ..networks.vae import ConvVAE
-from .common import TrainState, help_field, make_accelerator, make_lr_scheduler, prepare_output_dir, plan_steps, resume, train_loop, write_config
-from .oneshot import OneShotTrainingConfig, finish, generator_info, load_training_data, save_sample_grid
+from .common import TrainState, help_field, make_lr_scheduler, plan_steps, train_loop
+from .image_data import finish, resume_and_track, save_sample_grid, start_run
+from .oneshot import OneShotTrainingConfig, generator_info, load_training_data
 
 logger = logging.getLogger("synthxray.training")
 
@@ -47,11 +48,7 @@ def train(cfg: VAETrainingConfig) -> Path:
     """Train, checkpoint, and save the VAE generator to ``cfg.output_dir``; returns that folder."""
     from accelerate.utils import set_seed
 
-    out = prepare_output_dir(cfg)
-    accelerator = make_accelerator(cfg, log_with=cfg.logger)
-    if accelerator.is_main_process:
-        write_config(cfg, out)
-    data = load_training_data(cfg)
+    out, accelerator, data = start_run(cfg, lambda: load_training_data(cfg))
     set_seed(cfg.seed)
     vae = ConvVAE(image_channels=data.channels, resolution=cfg.resolution, latent_dim=cfg.latent_dim,
                   num_classes=len(data.class_names) if cfg.conditional else 0,
@@ -61,10 +58,7 @@ def train(cfg: VAETrainingConfig) -> Path:
     state = TrainState()
     lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state)
     vae, optimizer, dataloader, lr_scheduler = accelerator.prepare(vae, optimizer, data.dataloader, lr_scheduler)
-    accelerator.register_for_checkpointing(state)
-    resume(accelerator, cfg, state)
-    if accelerator.is_main_process:
-        accelerator.init_trackers("train_vae", config={k: str(v) for k, v in cfg.to_dict().items()})
+    resume_and_track(accelerator, cfg, state, "train_vae")
     last: dict[str, float] = {}
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,98 @@
+"""The run's folder on disk: checking and creating ``--output_dir``, ``training_config.json``, and the
+checkpoints ``accelerator.save_state`` writes there (listing them, resuming from one)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .common import TrainingConfig, TrainState
+
+logger = logging.getLogger("synthxray.training")
+
+CONFIG_FILE = "training_config.json"
+
+
+def check_output_dir(cfg: TrainingConfig) -> Path:
+    """Check ``--output_dir`` can take this run, writing nothing: it must be creatable, and another run's
+    folder needs --overwrite_output_dir (or --resume_from_checkpoint to continue it)."""
+    out = Path(cfg.output_dir).expanduser()
+    for p in (out, *out.parents):
+        if p.is_symlink() and not p.exists():
+            where = "" if p == out else f" (its parent {p})"
+            raise FileNotFoundError(
+                f"--output_dir {cfg.output_dir}{where} is a symbolic link to {os.readlink(p)}, which does not exist; "
+                "create the target or choose another folder"
+            )
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == out else f"is inside {p}, which is a file"
+                raise FileExistsError(f"--output_dir {cfg.output_dir} {where}; choose a folder")
+            break
+    if out.is_dir() and any(out.iterdir()):
+        ours = (out / CONFIG_FILE).is_file()
+        if not ours and not cfg.overwrite_output_dir:
+            raise FileExistsError(
+                f"output_dir {out} already holds files that are not a synthxray run; choose an empty folder "
+                "or pass --overwrite_output_dir"
+            )
+        if ours and not cfg.resume_from_checkpoint and not cfg.overwrite_output_dir and list_checkpoints(out):
+            raise FileExistsError(
+                f"output_dir {out} holds checkpoints of an earlier run; pass --resume_from_checkpoint latest to continue "
+                "it or --overwrite_output_dir to start again"
+            )
+    return out
+
+
+def prepare_output_dir(cfg: TrainingConfig) -> Path:
+    """:func:`check_output_dir`, then create the folder. Call it once every input has been checked."""
+    out = check_output_dir(cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileExistsError(f"--output_dir {cfg.output_dir}: cannot create it ({exc.strerror or exc})") from None
+    return out
+
+
+def write_config(cfg: Any, out: Path) -> None:
+    data = cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
+    (out / CONFIG_FILE).write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints written by ``accelerator.save_state`` with automatic naming, oldest first."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint_\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
+    """Load the checkpoint named by ``resume_from_checkpoint``; returns whether one was loaded."""
+    if not cfg.resume_from_checkpoint:
+        return False
+    found = list_checkpoints(cfg.output_dir)
+    if cfg.resume_from_checkpoint == "latest":
+        if not found:
+            logger.warning("no checkpoint in %s/checkpoints; starting from scratch", cfg.output_dir)
+            return False
+        path = found[-1]
+    else:
+        path = Path(cfg.resume_from_checkpoint)
+        if not path.is_dir():
+            path = Path(cfg.output_dir) / "checkpoints" / cfg.resume_from_checkpoint
+        if not path.is_dir():
+            raise FileNotFoundError(f"checkpoint {cfg.resume_from_checkpoint} not found; available: {[p.name for p in found]}")
+    accelerator.load_state(str(path))
+    # accelerate does not advance its checkpoint counter on load; without this the next save collides
+    numbers = [int(p.name.split("_")[1]) for p in found] or [0]
+    accelerator.project_configuration.iteration = max(numbers) + 1
+    logger.info("resumed from %s at step %d (epoch %d)", path, state.step, state.epoch)
+    return True
