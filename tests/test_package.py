@@ -86,3 +86,16 @@ def test_no_import_circles():
                     stack.append((nxt, [*path, nxt]))
     assert not circles, "import circles:\n" + "\n".join(sorted(set(circles)))
 
+
+def test_no_test_module_imports_a_conftest_by_name():
+    """pytest imports every ``conftest.py`` without an ``__init__.py`` as the module ``conftest`` and keeps
+    only the last one loaded, so ``from conftest import ...`` depends on which folders were collected
+    first; shared helpers live in uniquely named modules (``tests/tinydata.py``, ``tests/tiny_oneshot.py``)."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) else []
+            if "conftest" in names:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, "import helpers from a uniquely named module, not from conftest: " + ", ".join(offenders)
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import xray_like
+from tinydata import xray_like
 
 from synthxray.cli import main
 from synthxray.evaluation import evaluate

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import blur, noise_like, transformed, xray_like
+from tinydata import blur, noise_like, transformed, xray_like
 
 from synthxray.evaluation import (
     compute_features,

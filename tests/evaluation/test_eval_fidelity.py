@@ -5,7 +5,7 @@ from __future__ import annotations
 import datasets
 import numpy as np
 import pytest
-from conftest import xray_like
+from tinydata import xray_like
 
 from synthxray.evaluation import label_fidelity
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import transformed, xray_like
+from tinydata import transformed, xray_like
 
 from synthxray.evaluation import ResolutionMatch, evaluate
 

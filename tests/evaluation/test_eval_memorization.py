@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datasets
 import numpy as np
-from conftest import xray_like
+from tinydata import xray_like
 
 from synthxray.evaluation import memorization
 

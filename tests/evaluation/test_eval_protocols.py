@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import blur, transformed, xray_like
+from tinydata import blur, transformed, xray_like
 
 from synthxray.evaluation import CleanFidFeatureModel, compute_features, evaluate, get_extractor, get_protocol, inception_available
 from synthxray.evaluation.protocols import list_protocols, tf1_bilinear
