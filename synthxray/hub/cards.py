@@ -173,6 +173,7 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
                 dataset_type=_slug(str(data_source or "real-data")), dataset_name=str(data_source or "real data"),
                 metric_type=row["metric"], metric_value=float(row["value"]),
                 metric_name=f"{row['metric'].upper()} ({row['extractor'] or 'extractor not recorded'})",
+                metric_args=_clean({"extractor": row["extractor"], "protocol": row["protocol"], "n": row["n"]}) or None,
             ))
     card_data = ModelCardData(
         library_name="synthxray",
@@ -189,6 +190,7 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
             "channels": channels, "modality": modality, "anatomy": anatomy, "base_model": base_model,
             "base_model_revision": base_revision, "training_steps": steps,
             "extractor": evaluation["extractors"][0] if len(evaluation["extractors"]) == 1 else (evaluation["extractors"] or None),
+            "protocol": evaluation["protocols"][0] if len(evaluation["protocols"]) == 1 else (evaluation["protocols"] or None),
             "metrics": evaluation["overall"] or None, "synthxray_version": _s(info.get("synthxray_version")),
         }),
     )

@@ -177,9 +177,11 @@ def _number(value: Any) -> float | None:
 def _evaluation(folder: Path, extra: Mapping) -> dict[str, Any]:
     """Evaluation numbers from ``evaluation*.json`` / ``eval_results.json`` / ``extra["evaluation"]``.
 
-    Accepted shapes: ``{"extractor": E, "metrics": {m: v | {"mean", "std"}}, "per_class": {c: {m: v}}}``,
+    Accepted shapes: what ``synthxray evaluate`` writes (``EvaluationResult.to_dict()``: ``"rows"`` of
+    ``{"class", "n_real", "n_synthetic", m: {"mean", "std", "values"}}`` with ``"extractor"``, ``"protocol"``
+    and ``"settings"``), ``{"extractor": E, "metrics": {m: v | {"mean", "std"}}, "per_class": {c: {m: v}}}``,
     a flat ``{m: v, "extractor": E}``, or a list of rows ``{"class"/"scope", "metric", "value", "std", "extractor"}``
-    or ``{"class": c, m: v, ...}``.
+    or ``{"class": c, m: v, ...}``. Each row keeps the extractor, protocol and n its number depends on.
     """
     sources: list[Any] = []
     if extra.get("evaluation"):
@@ -198,18 +200,48 @@ def _evaluation(folder: Path, extra: Mapping) -> dict[str, Any]:
     rows = [r for r in rows if r["value"] is not None]
     extractors = sorted({r["extractor"] for r in rows if r["extractor"]})
     metric_names = sorted({r["metric"] for r in rows})
+    protocols = sorted({r["protocol"] for r in rows if r["protocol"]})
     overall = {r["metric"]: r["value"] for r in rows if r["scope"] == "overall"}
-    return {"rows": rows, "extractors": extractors, "metric_names": metric_names, "overall": overall,
-            "markdown": markdown, "has_std": any(r["std"] is not None for r in rows),
-            "has_samples": any(r.get("num_samples") for r in rows)}
+    return {"rows": rows, "extractors": extractors, "protocols": protocols, "metric_names": metric_names,
+            "overall": overall, "markdown": markdown, "has_std": any(r["std"] is not None for r in rows),
+            "has_samples": any(r["n"] for r in rows)}
 
 
 _EVAL_META = {"extractor", "feature_extractor", "num_samples", "seeds", "num_seeds", "real", "synthetic", "class",
-              "scope", "metric", "value", "std", "mean", "per_class", "metrics", "classes", "date", "dataset"}
+              "scope", "metric", "value", "std", "mean", "per_class", "metrics", "classes", "date", "dataset",
+              "rows", "protocol", "settings", "timings", "memorization", "label_fidelity", "tsne", "n_real", "n_synthetic"}
+
+
+def _result_rows(src: Mapping) -> list[dict[str, Any]]:
+    """The rows of a ``synthxray evaluate`` result: one per class and metric, the mean and std over seeds."""
+    settings = _dict(src.get("settings"))
+    extractor = src.get("extractor") or settings.get("extractor_identity")
+    protocol = src.get("protocol") or settings.get("protocol")
+    rows: list[dict[str, Any]] = []
+    for item in src["rows"]:
+        if not isinstance(item, Mapping):
+            continue
+        n = _sample_counts(item.get("n_real"), item.get("n_synthetic"))
+        for name, value in item.items():
+            if isinstance(value, Mapping) and "mean" in value:
+                rows.append(_eval_row(str(item.get("class", "overall")), name, value["mean"], value.get("std"),
+                                      extractor, n, protocol))
+    return rows
+
+
+def _sample_counts(n_real: Any, n_synthetic: Any) -> str | None:
+    """``"24 real / 24 synthetic"`` (per-seed synthetic counts that differ as their range)."""
+    if isinstance(n_synthetic, list) and n_synthetic:
+        n_synthetic = f"{min(n_synthetic)}-{max(n_synthetic)}" if len(set(n_synthetic)) > 1 else n_synthetic[0]
+    if n_real is None and n_synthetic is None:
+        return None
+    return f"{'?' if n_real is None else n_real} real / {'?' if n_synthetic is None else n_synthetic} synthetic"
 
 
 def _eval_rows(src: Any, extractor: str | None, scope: str = "overall") -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    if isinstance(src, Mapping) and isinstance(src.get("rows"), list):
+        return _result_rows(src)
     if isinstance(src, list):
         for item in src:
             if not isinstance(item, Mapping):
@@ -245,9 +277,10 @@ def _eval_rows(src: Any, extractor: str | None, scope: str = "overall") -> list[
     return rows
 
 
-def _eval_row(scope: str, metric: Any, value: Any, std: Any, extractor: Any, num_samples: Any) -> dict[str, Any]:
+def _eval_row(scope: str, metric: Any, value: Any, std: Any, extractor: Any, n: Any, protocol: Any = None) -> dict[str, Any]:
     return {"scope": scope, "metric": str(metric).lower(), "value": _number(value), "std": _number(std),
-            "extractor": str(extractor) if extractor else None, "num_samples": num_samples}
+            "extractor": str(extractor) if extractor else None, "protocol": _s(protocol),
+            "n": None if n is None or isinstance(n, (Mapping, list)) else str(n)}
 
 
 def _first_image_size(folder: Path) -> int | None:

@@ -103,6 +103,37 @@ def test_hub_classifier_card_reads_whatever_is_there(tmp_path):
     assert "| accuracy | 0.894 |" in text and "`weights.safetensors`" in text
 
 
+def test_generator_card_reads_what_synthxray_evaluate_writes(tmp_path):
+    from tinydata import xray_like
+
+    from synthxray.evaluation import evaluate
+
+    folder = tmp_path / "ddpm-chest"
+    folder.mkdir()
+    (folder / "synthxray.json").write_text(json.dumps({"backend": "ddpm", "class_names": ["normal", "pneumonia"],
+                                                       "channels": 1, "resolution": 32}))
+    result = evaluate(xray_like(24, seed=0), xray_like(20, seed=1), metrics=("fid", "kid"), extractor="random",
+                      seeds=2, output_dir=folder, cache=False)
+    text = hub.render_generator_card(folder, repo_id="alice/ddpm-chest")
+    meta = front_matter(text)
+    block = meta["synthxray"]
+    assert block["metrics"] == pytest.approx({"fid": result.value("fid"), "kid": result.value("kid")})
+    assert block["protocol"] == result.protocol and block["extractor"] == result.extractor
+    assert set(meta["metrics"]) == {"fid", "kid"}  # not the settings' sizes nor the timings
+    metrics = {m["type"]: m for r in meta["model-index"][0]["results"] for m in r["metrics"]}
+    assert set(metrics) == {"fid", "kid"}
+    assert metrics["fid"]["args"] == {"extractor": result.extractor, "protocol": result.protocol, "n": "24 real / 20 synthetic"}
+    assert f"FID protocol: {result.protocol}." in text
+    for row in result.rows:  # one table row per class and metric, with its mean, std, protocol and n
+        for metric in ("fid", "kid"):
+            cells = (f"| {row['class']} | {metric} | {row[metric]['mean']:.4g} | {row[metric]['std']:.2g} | {result.extractor} "
+                     f"| {result.protocol} | {row['n_real']} real / {row['n_synthetic']} synthetic |")
+            assert cells in text, cells
+    assert [r["class"] for r in result.rows] == ["overall", "normal", "pneumonia"]
+    for leaked in ("compared_size", "feature_dim", "total_s", "| settings |", "| timings |"):
+        assert leaked not in text, leaked
+
+
 @pytest.mark.parametrize("kind", ["generator", "dataset", "classifier"])
 def test_hub_cards_tolerate_missing_and_malformed_metadata(kind, tmp_path, caplog):
     write = {"generator": hub.write_generator_card, "dataset": hub.write_dataset_card, "classifier": hub.write_classifier_card}[kind]
