@@ -184,13 +184,15 @@ def _nearest_excluding(q: np.ndarray, t: np.ndarray, rows: np.ndarray, metric: s
 
 
 def pairs_grid(train, synthetic, pairs, size: int = 96, pairs_per_row: int = 4):
-    """Closest pairs side by side: synthetic image, then its nearest training image."""
+    """Closest pairs side by side: synthetic image, then its nearest training image. Images keep their
+    colour by the pixel rule (``synthxray.pixels.to_8bit``): the grid is grayscale only when they all are."""
     from ..images import image_grid
+    from ..pixels import to_8bit
 
     ims = []
     for i, j, _ in pairs:
-        ims.append(synthetic[int(i)]["image"].convert("L").resize((size, size)))
-        ims.append(train[int(j)]["image"].convert("L").resize((size, size)))
+        ims.append(to_8bit(synthetic[int(i)]["image"]).resize((size, size)))
+        ims.append(to_8bit(train[int(j)]["image"]).resize((size, size)))
     return image_grid(ims, ncols=2 * min(pairs_per_row, max(1, len(pairs))))
 
 
