@@ -82,6 +82,21 @@ def synthetic_folder(tiny_ddpm_dir, tmp_path):
     return out
 
 
+# ---- tiny one-pass generators (GAN / VAE), trained for a few steps with checkpoints to leave out ------
+@pytest.fixture
+def wgan_gp_folder(tiny_npz, tmp_path) -> Path:
+    from tiny_oneshot import train_gan
+
+    return train_gan(tiny_npz, tmp_path / "tiny-wgan-gp", architecture="wgan-gp", max_train_steps=4, checkpointing_steps=2)
+
+
+@pytest.fixture
+def vae_folder(tiny_npz, tmp_path) -> Path:
+    from tiny_oneshot import train_vae
+
+    return train_vae(tiny_npz, tmp_path / "tiny-vae", max_train_steps=4, checkpointing_steps=2)
+
+
 # ---- tiny Stable Diffusion generators (random weights, built offline) ------------------------------
 from tiny_sd import CLASSES as SD_CLASSES, RESOLUTION as SD_RESOLUTION  # noqa: E402
 
