@@ -281,10 +281,9 @@ def _safe(name: str) -> str:
 
 def _process_state():
     """accelerate's view of the processes (one when not launched by accelerate or torchrun)."""
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
+    from .processes import process_state
 
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    return process_state()
 
 
 def _check_staging(staging: Path, job: dict) -> bool:

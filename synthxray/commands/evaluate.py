@@ -1,7 +1,9 @@
 """``synthxray evaluate``: FID / KID / precision / recall of a synthetic set against a real one, per class and over seeds.
 
 Defaults: the real test split, real images brought to the synthetic resolution, torch-fidelity's
-FID protocol; the report names protocol, extractor, compared size and n.
+FID protocol; the report names protocol, extractor, compared size and n. Launched on N processes
+(``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N -m synthxray.cli evaluate ...``) the feature
+extraction is split between them and the main process writes the one report.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, cache=not args.no_cache, cache_dir=args.cache_dir,
         generate_kwargs=gen_kwargs or None, output_dir=args.output, progress=not args.quiet,
     )
-    print(result.to_markdown())
-    print(f"wrote {Path(args.output) / 'evaluation.json'} and evaluation.md")
+    from ..processes import distributed_state, is_main_process
+
+    if is_main_process(distributed_state()):  # on N processes, one report (written by the main process)
+        print(result.to_markdown())
+        print(f"wrote {Path(args.output) / 'evaluation.json'} and evaluation.md")
     return 0

@@ -6,6 +6,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..classes import match_class_names, proportional_counts, stratified_indices
+from ..processes import broadcast, distributed_state, is_main_process
 from .extractors import get_extractor
 from .fid import (
     Features,
@@ -192,6 +195,12 @@ def evaluate(
     are cached on disk (``cache_dir``, default ``~/.cache/synthxray/features``) keyed by image
     content, extractor, protocol and resolution match; ``cache_synthetic=True`` caches a synthetic
     *dataset*'s features the same way.
+
+    Launched on N processes (``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N`` on CPU, ``accelerate
+    launch --num_processes N`` on GPUs), every feature extraction is split between the processes
+    and gathered (``compute_features``), a Generator's sets are generated sharded into a scratch
+    folder inside ``output_dir``, every process returns the same metrics, and only the main process
+    writes files (the report, memorization grids, the t-SNE plot, the feature cache).
     """
     started = time.time()
     metrics = [m.lower() for m in ([metrics] if isinstance(metrics, str) else metrics)]
@@ -209,6 +218,7 @@ def evaluate(
         raise ValueError(f"class_mix must be 'real' or 'synthetic', got {class_mix!r}")
     proto = get_protocol(protocol)
     timings: dict[str, float] = {}
+    state, scratch = distributed_state(), None
 
     real_split, split_note = resolve_real_split(real, real_split)
     real_ds = load_input(real, real_split)
@@ -269,10 +279,11 @@ def evaluate(
         gen_settings = {"generator": repr(gen), "images_per_class": counts, **{k: str(v) for k, v in kwargs.items()}}
         synth_source = f"generator {gen.provenance.get('generator_path') or gen.backend}"
         gen_seconds = 0.0
+        scratch = _shared_scratch(state, output_dir)
         for s in seed_list:
             t0 = time.time()
-            ds = generate_dataset(gen, images_per_class=counts, seed=s * GENERATOR_SEED_STRIDE, output_dir=None,
-                                  progress=progress, **kwargs)
+            ds = generate_dataset(gen, images_per_class=counts, seed=s * GENERATOR_SEED_STRIDE,
+                                  output_dir=None if scratch is None else scratch / f"seed_{s}", progress=progress, **kwargs)
             gen_seconds += time.time() - t0
             synth_datasets.append(ds)
             synth_per_seed.append(_remapped(compute_features(ds, ext, desc=f"synthetic features (seed {s})",
@@ -317,12 +328,32 @@ def evaluate(
                    "num_images": [len(f) for f in synth_per_seed], **gen_settings},
         settings=settings, timings=timings,
     )
+    writes = output_dir if is_main_process(state) else None  # files: the main process's alone
     _extras(result, metrics, real, real_split, real_ds, real_feats, train, train_split, classifier, synth_datasets,
-            synth_per_seed, ext, batch_size, cache, cache_dir, output_dir, progress)
+            synth_per_seed, ext, batch_size, cache, cache_dir, writes, progress)
     timings["total_s"] = time.time() - started
-    if output_dir is not None:
-        result.save(output_dir)
+    if state is not None:
+        result.settings["num_processes"] = state.num_processes
+        state.wait_for_everyone()  # every process is done with the scratch sets
+    if scratch is not None and is_main_process(state):
+        shutil.rmtree(scratch, ignore_errors=True)
+    if writes is not None:
+        result.save(writes)
     return result
+
+
+def _shared_scratch(state, output_dir: str | os.PathLike | None) -> Path | None:
+    """On N processes, a folder they all see for the generated sets (inside ``output_dir`` when given:
+    a multi-node run needs a shared filesystem there); ``None`` under one process (sets stay in memory)."""
+    if state is None:
+        return None
+    path = None
+    if state.is_main_process:
+        parent = Path(output_dir) if output_dir is not None else None
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        path = tempfile.mkdtemp(prefix=".synthetic-", dir=parent)
+    return Path(broadcast(path, state))
 
 
 def _resolution_note(plan: dict[str, Any], res_from: str, input_size: int) -> str:
@@ -418,8 +449,11 @@ def _metric_rows(real_feats: Features, synth_per_seed: list[Features], seed_list
 
 def _extras(result: EvaluationResult, metrics: list[str], real: Any, real_split: str, real_ds, real_feats: Features,
             train: Any, train_split: str, classifier: Any, synth_datasets: list, synth_per_seed: list[Features], ext,
-            batch_size: int, cache: bool, cache_dir, output_dir, progress: bool) -> None:
-    """Memorization, label fidelity and the embedding plot, on the first seed's synthetic set."""
+            batch_size: int, cache: bool, cache_dir, writes, progress: bool) -> None:
+    """Memorization, label fidelity and the embedding plot, on the first seed's synthetic set.
+
+    ``writes`` is ``output_dir`` on the process that writes files (the main one), else ``None``:
+    every process takes part in the feature extraction; the main one alone writes grids and plots."""
     timings = result.timings
     if "memorization" in metrics or "label_fidelity" in metrics:
         if train is not None:
@@ -437,7 +471,7 @@ def _extras(result: EvaluationResult, metrics: list[str], real: Any, real_split:
             train_ds, synth_datasets[0], extractor=ext, batch_size=batch_size, cache=cache, cache_dir=cache_dir,
             train_features=real_feats if same else None,
             synthetic_features=synth_per_seed[0] if len(synth_datasets[0]) == len(synth_per_seed[0]) else None,
-            output_dir=output_dir, progress=progress,
+            output_dir=writes, progress=progress,
         )
         result.memorization["against"] = against
         timings["memorization_s"] = time.time() - t0
@@ -447,11 +481,11 @@ def _extras(result: EvaluationResult, metrics: list[str], real: Any, real_split:
         t0 = time.time()
         result.label_fidelity = label_fidelity(synth_datasets[0], classifier=classifier, train=train_ds, progress=progress)
         timings["label_fidelity_s"] = time.time() - t0
-    if "tsne" in metrics:
+    if "tsne" in metrics and writes is not None:  # a plot: the main process's work alone
         from .embed import embedding_plot
 
         t0 = time.time()
-        result.tsne = embedding_plot(real_feats, synth_per_seed[0], output=Path(output_dir) / "embedding.png")
+        result.tsne = embedding_plot(real_feats, synth_per_seed[0], output=Path(writes) / "embedding.png")
         timings["tsne_s"] = time.time() - t0
 
 

@@ -393,9 +393,16 @@ def list_extractors() -> list[str]:
 
 
 def get_extractor(spec: Any = "inception", device: str | torch.device | None = None, **kwargs: Any) -> SynthXrayExtractor:
-    """Build a feature extractor from a name, ``dinov2:PATH_OR_ID``, a local DINOv2 folder, a module file, or a module."""
+    """Build a feature extractor from a name, ``dinov2:PATH_OR_ID``, a local DINOv2 folder, a module file, or a module.
+
+    ``device`` defaults to CUDA when available; on N processes, to each process's own device."""
+    from ..processes import distributed_state
+
     ext = _build(spec, **kwargs)
     ext.requires_grad_(False).eval()
+    state = distributed_state()
+    if state is not None and (device is None or str(device) == "cuda"):
+        device = state.device  # on N processes, each its own device (cuda:<local rank>, or the CPU)
     return ext.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..processes import broadcast, distributed_state, is_main_process, map_shards
 from .extractors import SynthXrayExtractor, get_extractor, to_uint8_rgb
 from .protocols import FIDProtocol, get_protocol
 
@@ -106,6 +107,11 @@ def compute_features(
     for 10k+ images). With ``cache=True`` the features are stored under ``cache_dir`` keyed by the
     dataset's content, the extractor's weights, the protocol and the transform, and loaded from
     there next time.
+
+    Launched on N processes (``torchrun`` / ``accelerate launch``), every process must call this with
+    the same arguments: the one-process batches are split between them whole (``processes.map_shards``)
+    and every process gets all the features back in the dataset's order, the same as one process
+    computes. Only the main process reads the cache key and writes the cache file.
     """
     import time
 
@@ -116,38 +122,52 @@ def compute_features(
     proto = get_protocol(protocol)
     extra = {"protocol": proto.name, "transform": getattr(transform, "identity", None)}
     names = list(ds.features["label"].names)
-    path = None
-    if cache:
-        fingerprint = dataset_fingerprint(ds)
-        path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), fingerprint, extractor, proto, transform)
-        if path.is_file():
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    feats = Features(z["features"], z["labels"], json.loads(str(z["class_names"])),
-                                     extractor.description, extractor.identity, cached=True, extra=extra)
-                if len(feats) == len(ds):
-                    logger.info("%s: %d features loaded from %s", desc, len(feats), path)
-                    return feats
-            except (OSError, ValueError, KeyError):
-                logger.warning("ignoring unreadable feature cache %s", path)
+    state = distributed_state()
+    path, feats = None, None
+    if cache:  # the main process alone reads the key and writes the file; the others load what it found
+        if is_main_process(state):
+            fingerprint = dataset_fingerprint(ds)
+            path = _cache_file(Path(cache_dir) if cache_dir else default_cache_dir(), fingerprint, extractor, proto, transform)
+            feats = _load_cache(path, len(ds), extractor, extra)
+        hit = broadcast(str(path) if path is not None and feats is not None else None, state)
+        if hit is not None:
+            if not is_main_process(state):
+                feats = _load_cache(Path(hit), len(ds), extractor, extra)
+                if feats is None:
+                    raise RuntimeError(f"{desc}: process {state.process_index} cannot read the feature cache {hit} "
+                                       "the main process read; rerun with --no_cache (cache=False)")
+            logger.info("%s: %d features loaded from %s", desc, len(feats), hit)
+            return feats
     started = time.time()
     size = extractor.input_size
     dev = next((p.device for p in extractor.parameters()), torch.device("cpu"))
-    chunks: list[np.ndarray] = []
-    labels: list[int] = []
-    bar = tqdm(total=len(ds), desc=desc, unit="img", disable=not progress)
-    with torch.inference_mode():
-        for batch in ds.select_columns(["image", "label"]).iter(batch_size=batch_size):
-            images = batch["image"] if transform is None else [transform(im) for im in batch["image"]]
-            x = proto.batch([to_uint8_rgb(im, None) for im in images], size)
-            out = extractor(x.to(dev))[0]
-            chunks.append(out.float().cpu().numpy().astype(np.float32))
-            labels.extend(int(v) for v in batch["label"])
-            bar.update(len(x))
-    bar.close()
-    if not chunks:
+    # the one-process batches, split between processes whole: every image is in the same batch on any N
+    starts = list(range(0, len(ds), batch_size))
+
+    def extract(mine: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        if not mine:
+            return []
+        end = min(mine[-1] + batch_size, len(ds))
+        part = ds if (mine[0], end) == (0, len(ds)) else ds.select(range(mine[0], end))
+        chunks: list[np.ndarray] = []
+        labels: list[int] = []
+        share = "" if state is None else f" (process 0's {len(part)} of {len(ds)})"
+        bar = tqdm(total=len(part), desc=desc + share, unit="img", disable=not (progress and is_main_process(state)))
+        with torch.inference_mode():
+            for batch in part.select_columns(["image", "label"]).iter(batch_size=batch_size):
+                images = batch["image"] if transform is None else [transform(im) for im in batch["image"]]
+                x = proto.batch([to_uint8_rgb(im, None) for im in images], size)
+                out = extractor(x.to(dev))[0]
+                chunks.append(out.float().cpu().numpy().astype(np.float32))
+                labels.extend(int(v) for v in batch["label"])
+                bar.update(len(x))
+        bar.close()
+        return [(np.concatenate(chunks), np.asarray(labels, dtype=np.int64))]
+
+    shares = map_shards(starts, extract, state)
+    if not shares:
         raise ValueError(f"{desc}: the dataset is empty")
-    feats = Features(np.concatenate(chunks), np.asarray(labels, dtype=np.int64), names,
+    feats = Features(np.concatenate([f for f, _ in shares]), np.concatenate([lab for _, lab in shares]), names,
                      extractor.description, extractor.identity, seconds=time.time() - started, extra=extra)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +176,20 @@ def compute_features(
                  extractor=extractor.description, protocol=proto.identity)
         os.replace(tmp, path)
     return feats
+
+
+def _load_cache(path: Path, n: int, extractor: SynthXrayExtractor, extra: dict[str, Any]) -> Features | None:
+    """The cached features at ``path`` when the file is there, readable and holds ``n`` rows."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            feats = Features(z["features"], z["labels"], json.loads(str(z["class_names"])),
+                             extractor.description, extractor.identity, cached=True, extra=dict(extra))
+    except (OSError, ValueError, KeyError):
+        logger.warning("ignoring unreadable feature cache %s", path)
+        return None
+    return feats if len(feats) == n else None
 
 
 # ---- metrics on features (torch-fidelity's implementations) --------------------------------

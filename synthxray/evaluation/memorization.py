@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..processes import distributed_state, is_main_process
 from .extractors import SynthXrayExtractor, get_extractor, to_uint8_rgb
 from .fid import Features, compute_features
 
@@ -144,7 +145,7 @@ def memorization(
             "closest_pairs": [(int(i), int(j[i]), float(d[i])) for i in order],
         }
         per_image[name] = {"distance": d.tolist(), "nearest_train_index": j.tolist(), "reference": ref.tolist()}
-    if output_dir is not None:
+    if output_dir is not None and is_main_process(distributed_state()):  # on N processes, the main one writes
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "memorization_distances.json").write_text(json.dumps(per_image) + "\n")

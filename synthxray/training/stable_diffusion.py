@@ -137,9 +137,39 @@ def train_stable_diffusion(cfg: StableDiffusionTrainingConfig, method: FineTuneM
     return out
 
 
+def check_fsdp(cfg: StableDiffusionTrainingConfig, accelerator) -> bool:
+    """True under FSDP (``configs/accelerate/fsdp.yaml``), after refusing what it cannot run here."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return False
+    if cfg.train_text_encoder:
+        raise ValueError("FSDP shards one model per run here (the UNet): drop --train_text_encoder, "
+                         "or use configs/accelerate/multi_gpu.yaml to train the text encoder too")
+    if cfg.validation_prompt:
+        raise ValueError("under FSDP the weights are sharded, so the main process cannot sample validation grids alone: "
+                         "drop --validation_prompt (sample the saved model afterwards with synthxray generate)")
+    return True
+
+
+def gathered_model(accelerator, model, fsdp: bool):
+    """The trained module with whole weights, on the main process: under FSDP the shards gathered from every
+    process (``accelerator.get_state_dict``, a collective) into a fresh copy; otherwise the unwrapped module."""
+    unwrapped = accelerator.unwrap_model(model)
+    if not fsdp:
+        return unwrapped
+    state_dict = accelerator.get_state_dict(model)  # every process; whole on the main process
+    if not accelerator.is_main_process:
+        return None
+    whole = type(unwrapped).from_config(unwrapped.config)
+    whole.load_state_dict(state_dict)
+    return whole
+
+
 def _train_model(cfg: StableDiffusionTrainingConfig, method: FineTuneMethod, base: BaseModel, concepts: list[Concept], info: GeneratorInfo) -> dict[str, Any]:
     """Train one model on ``concepts`` (one prompt each) into ``cfg.output_dir``; returns its summary."""
     accelerator = make_accelerator(cfg, log_with=cfg.report_to)
+    fsdp = check_fsdp(cfg, accelerator)
     out = prepare_output_dir(cfg) if accelerator.is_main_process else Path(cfg.output_dir)
     if accelerator.is_main_process:
         write_config(cfg, out)
@@ -197,6 +227,8 @@ def _train_model(cfg: StableDiffusionTrainingConfig, method: FineTuneMethod, bas
     else:
         unet, optimizer, dataloader = accelerator.prepare(unet, optimizer, dataloader)
         models = [unet]
+        if fsdp:  # FSDP replaced the parameters with sharded ones: clip those
+            params = [p for p in unet.parameters() if p.requires_grad]
     max_steps, _ = plan_steps(cfg, cfg.num_train_epochs, dataloader, accelerator)
     state = TrainState()
     lr_scheduler = accelerator.prepare(make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state))
@@ -254,6 +286,7 @@ def _train_model(cfg: StableDiffusionTrainingConfig, method: FineTuneMethod, bas
     train_loop(accelerator, cfg, state, models, optimizer, lr_scheduler, dataloader, loss_fn, max_steps, params_to_clip=params, on_step=on_step)
     peak = _peak_memory_mb(device)
     accelerator.wait_for_everyone()
+    trained_unet = gathered_model(accelerator, unet, fsdp)  # under FSDP a collective: every process takes part
     summary = {
         "steps": state.step, "steps_this_run": state.step - start_step, "classes": [c.name for c in concepts], "prompts": prompts,
         "trainable_parameters": sum(p.numel() for p in params),
@@ -264,7 +297,7 @@ def _train_model(cfg: StableDiffusionTrainingConfig, method: FineTuneMethod, bas
     if accelerator.is_main_process:
         if validation and state.step % cfg.validation_steps and state.step > start_step:
             validate(state.step)
-        method.save(cfg, base, accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder), out)
+        method.save(cfg, base, trained_unet, accelerator.unwrap_model(text_encoder), out)
         info.extra.update(train_steps=state.step, hardware=hardware_summary(accelerator), **training_layout(accelerator, cfg))
         info.save(out)
         (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")

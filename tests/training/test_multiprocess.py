@@ -4,30 +4,24 @@ layout, resume, and the time budget stopping every rank at the same step."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+import twoprocs
 
 from synthxray.training.common import list_checkpoints
 from synthxray.training.ddpm import train
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = twoprocs.ROOT
 SCRIPT = ROOT / "train_scripts" / "train_ddpm.py"
 
 
 def torchrun(args: list[str], cwd: Path, timeout: int = 600, script: Path = SCRIPT) -> subprocess.CompletedProcess:
     """``ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 <script> ...`` (a free port each time)."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), *args]
-    done = subprocess.run(cmd, env=env, cwd=cwd, timeout=timeout, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    return twoprocs.torchrun([script, *args], cwd=cwd, timeout=timeout)
 
 
 def tiny_flags(data: Path, out: Path, *extra: str) -> list[str]:
