@@ -2,7 +2,7 @@
 """Federated vs centralised DDPM training at equal total training steps (Flower simulation engine).
 
     nice -n 10 python benchmarks/federated.py --data ../shared/data/medmnist/pneumoniamnist.npz \
-        --output runs/fedbench --total_steps 240 --rounds 4
+        --output runs/fedbench --total_steps 160 --rounds 4
 
 Rows: centralised (``train_ddpm.py``'s ``train``, ``total_steps`` steps), then 4 and 10 sites with IID and
 majority-0.8 partitions. "Equal total training steps": the optimiser steps summed over all sites equal the
@@ -13,7 +13,9 @@ DP) and ``fedprox`` (4 majority sites). Everything else is the default DDPM of `
 Each model samples the test set's size and class mix (n = 624 for PneumoniaMNIST) with its saved default sampler
 and is scored with ``synthxray.evaluate`` (Inception FID, the default protocol) against the test split. Wall time
 is the training run's (Ray start-up included for federated rows), bytes per round are the ``ArrayRecord`` bytes sent
-to and received from all sites in a round (``rounds.json``). Results: OUT/federated.json and a markdown table.
+to and received from all sites in a round (``rounds.json``). CPU seconds are summed over this process and every
+process under it (Ray's raylet and workers included), sampled every second with psutil, for training and for
+scoring separately. Results: OUT/federated.json and a markdown table.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +39,42 @@ ROWS = {
     "4-majority-0.8-fedprox": dict(num_clients=4, partition="majority", majority_fraction=0.8, strategy="fedprox", proximal_mu=0.01),
 }
 DEFAULT_ROWS = ["centralised", "4-iid", "4-majority-0.8", "10-iid", "10-majority-0.8"]
+
+
+class TreeCPU:
+    """CPU seconds used by this process and all its descendants while the block runs (sampled every second, so
+    processes that live under a second may be missed; Ray's workers live for the whole federated run)."""
+
+    def __enter__(self) -> "TreeCPU":
+        import psutil
+
+        self._root, self._seen, self._stop = psutil.Process(), {}, threading.Event()
+        self._base = self._snapshot()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _snapshot(self) -> dict[int, float]:
+        import psutil
+
+        out = {}
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+                out[(proc.pid, proc.create_time())] = t.user + t.system
+            except psutil.Error:
+                pass
+        return out
+
+    def _poll(self) -> None:
+        while not self._stop.wait(1.0):
+            self._seen.update(self._snapshot())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._seen.update(self._snapshot())
+        self.seconds = sum(v - self._base.get(k, 0.0) for k, v in self._seen.items())
 
 
 def train_row(name: str, args: argparse.Namespace, out: Path) -> tuple[Path, float, dict]:
@@ -109,15 +148,16 @@ def dp_overhead(repeats: int = 5) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = ["| run | sites | partition | local steps x rounds | FID overall | FID per class | wall s | MB per round |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | sites | partition | local steps x rounds | FID overall | FID per class | training wall s | training CPU s "
+             "| scoring CPU s | MB per round |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in report["rows"].items():
         spec = ROWS[name] or {}
         per_class = ", ".join(f"{k} {v:.1f}" for k, v in r["fid"].items() if k != "overall")
         steps = f"{r['local_steps']} x {r['rounds']}" if "local_steps" in r else f"{report['total_steps']} (one site)"
         mb = f"{r['bytes_per_round'] / 1e6:.1f}" if "bytes_per_round" in r else "-"
         lines.append(f"| {name} | {spec.get('num_clients', 1)} | {spec.get('partition', '-')} | {steps} | "
-                     f"{r['fid']['overall']:.1f} | {per_class} | {r['wall_seconds']:.0f} | {mb} |")
+                     f"{r['fid']['overall']:.1f} | {per_class} | {r['wall_seconds']:.0f} | {r.get('train_cpu_seconds', 0):.0f} | "
+                     f"{r.get('score_cpu_seconds', 0):.0f} | {mb} |")
     return "\n".join(lines)
 
 
@@ -152,12 +192,19 @@ def main() -> None:
         if name in report["rows"]:
             print(f"{name}: done before, kept", flush=True)
             continue
-        folder, seconds, extra = train_row(name, args, out)
-        fid, settings = score(folder, test, ext)
-        report["rows"][name] = {"fid": fid, "wall_seconds": round(seconds, 1), **extra}
+        load = os.getloadavg()[0]
+        with TreeCPU() as train_cpu:
+            folder, seconds, extra = train_row(name, args, out)
+        t0 = time.time()
+        with TreeCPU() as score_cpu:
+            fid, settings = score(folder, test, ext)
+        report["rows"][name] = {"fid": fid, "wall_seconds": round(seconds, 1), "train_cpu_seconds": round(train_cpu.seconds, 1),
+                                "score_wall_seconds": round(time.time() - t0, 1), "score_cpu_seconds": round(score_cpu.seconds, 1),
+                                "load_average_at_start": round(load, 2), **extra}
         report["protocol"] = settings
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        print(f"{name}: FID {fid['overall']:.1f} in {seconds:.0f} s", flush=True)
+        print(f"{name}: FID {fid['overall']:.1f}, training {seconds:.0f} s wall / {train_cpu.seconds:.0f} CPU-s, "
+              f"scoring {score_cpu.seconds:.0f} CPU-s", flush=True)
     print(markdown(report))
 
 
