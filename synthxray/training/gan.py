@@ -137,6 +137,13 @@ def build_networks(cfg: GANTrainingConfig, num_classes: int, channels: int) -> t
     return gen, disc, note
 
 
+def make_ema(cfg: GANTrainingConfig, gen: ConvGenerator):
+    """diffusers' ``EMAModel`` over the generator's parameters (``--use_ema``), stepped on generator updates."""
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(gen.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True, power=0.75)
+
+
 def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     if kind == "bce":
         return F.softplus(-real).mean() + F.softplus(fake).mean()
@@ -237,7 +244,6 @@ class AdversarialStep:
 def train(cfg: GANTrainingConfig) -> Path:
     """Train, checkpoint, and save the GAN generator (and discriminator) to ``cfg.output_dir``; returns it."""
     from accelerate.utils import set_seed
-    from diffusers.training_utils import EMAModel
 
     out, accelerator, data = start_run(cfg, lambda: load_training_data(cfg))
     set_seed(cfg.seed)
@@ -253,7 +259,7 @@ def train(cfg: GANTrainingConfig) -> Path:
     gen, disc, opt_g, opt_d, dataloader, sched_g, sched_d = accelerator.prepare(gen, disc, opt_g, opt_d, data.dataloader, sched_g, sched_d)
     ema = None
     if cfg.use_ema:
-        ema = EMAModel(accelerator.unwrap_model(gen).parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True, power=0.75)
+        ema = make_ema(cfg, accelerator.unwrap_model(gen))
         ema.to(accelerator.device)
     resume_and_track(accelerator, cfg, state, "train_gan", ema)
     step_fn = AdversarialStep(cfg, accelerator, state, gen, disc, opt_g, opt_d, sched_g, sched_d)

@@ -44,22 +44,14 @@ def vae_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: tor
     return mse + kl_weight * kl, mse, kl
 
 
-def train(cfg: VAETrainingConfig) -> Path:
-    """Train, checkpoint, and save the VAE generator to ``cfg.output_dir``; returns that folder."""
-    from accelerate.utils import set_seed
+def build_vae(cfg: VAETrainingConfig, num_classes: int, channels: int) -> ConvVAE:
+    """The VAE (random weights) ``cfg`` describes, class-conditional unless ``--conditional false``."""
+    return ConvVAE(image_channels=channels, resolution=cfg.resolution, latent_dim=cfg.latent_dim,
+                   num_classes=num_classes if cfg.conditional else 0, base_channels=cfg.base_channels, max_channels=cfg.max_channels)
 
-    out, accelerator, data = start_run(cfg, lambda: load_training_data(cfg))
-    set_seed(cfg.seed)
-    vae = ConvVAE(image_channels=data.channels, resolution=cfg.resolution, latent_dim=cfg.latent_dim,
-                  num_classes=len(data.class_names) if cfg.conditional else 0,
-                  base_channels=cfg.base_channels, max_channels=cfg.max_channels)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
-    max_steps, _ = plan_steps(cfg, cfg.num_epochs, data.dataloader, accelerator)  # per process
-    state = TrainState()
-    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state)
-    vae, optimizer, dataloader, lr_scheduler = accelerator.prepare(vae, optimizer, data.dataloader, lr_scheduler)
-    resume_and_track(accelerator, cfg, state, "train_vae")
-    last: dict[str, float] = {}
+
+def make_loss_fn(cfg: VAETrainingConfig, vae: torch.nn.Module, last: dict[str, float]):
+    """The loss of one batch (``last`` receives its mse and kl terms, for logging and the model card)."""
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         labels = batch["label"] if cfg.conditional else None
@@ -67,6 +59,25 @@ def train(cfg: VAETrainingConfig) -> Path:
         loss, mse, kl = vae_loss(recon, batch["pixel_values"], mu, logvar, cfg.kl_weight)
         last.update(mse=mse.item(), kl=kl.item())
         return loss
+
+    return loss_fn
+
+
+def train(cfg: VAETrainingConfig) -> Path:
+    """Train, checkpoint, and save the VAE generator to ``cfg.output_dir``; returns that folder."""
+    from accelerate.utils import set_seed
+
+    out, accelerator, data = start_run(cfg, lambda: load_training_data(cfg))
+    set_seed(cfg.seed)
+    vae = build_vae(cfg, len(data.class_names), data.channels)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay)
+    max_steps, _ = plan_steps(cfg, cfg.num_epochs, data.dataloader, accelerator)  # per process
+    state = TrainState()
+    lr_scheduler = make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state)
+    vae, optimizer, dataloader, lr_scheduler = accelerator.prepare(vae, optimizer, data.dataloader, lr_scheduler)
+    resume_and_track(accelerator, cfg, state, "train_vae")
+    last: dict[str, float] = {}
+    loss_fn = make_loss_fn(cfg, vae, last)
 
     def make_generator() -> VAEGenerator:
         model = accelerator.unwrap_model(vae)
