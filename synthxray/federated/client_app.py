@@ -1,8 +1,9 @@
-"""The Flower ``ClientApp``: one site trains the global DDPM for ``local_steps`` on its own images.
+"""The Flower ``ClientApp``: one site trains the global generator for ``local_steps`` on its own images.
 
-The local steps are ``train_ddpm.py``'s: the same model, data loader, loss, EMA and step loop
-(``synthxray.training.ddpm`` / ``training.common``). Model and EMA weights travel in one ``ArrayRecord``
-(keys ``model.<name>`` and ``ema.<name>``), which is what Flower's DP clipping mod expects.
+The local steps are the backend's own trainer's (``train_ddpm.py``, ``train_gan.py``, ``train_vae.py``: the same
+networks, data loader, loss or adversarial step, EMA and ``training.common.train_loop``; see
+:mod:`synthxray.federated.backends`). All of a backend's networks travel in one ``ArrayRecord`` (keys
+``<network>.<name>``), which is what Flower's averaging and DP clipping mod expect.
 
 ``app`` is the plain client; ``dp_app`` adds Flower's ``fixedclipping_mod`` for client-side DP.
 """
@@ -10,9 +11,6 @@ The local steps are ``train_ddpm.py``'s: the same model, data loader, loss, EMA 
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,90 +28,26 @@ CONFIG_KEY = "synthxray-config"
 
 
 def split_arrays(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(model state dict, EMA shadow parameters by name) from a record's flat ``model.*`` / ``ema.*`` keys."""
-    model = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    ema = {k[len("ema."):]: v for k, v in state.items() if k.startswith("ema.")}
-    return model, ema
+    """(model state dict, EMA shadow parameters by name) from a DDPM record's flat ``model.*`` / ``ema.*`` keys."""
+    from .backends import take
 
-
-def join_arrays(model: torch.nn.Module, ema=None) -> dict[str, torch.Tensor]:
-    """The flat state dict a record carries: every model tensor, and the EMA shadow of every parameter."""
-    state = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
-    if ema is not None:
-        for (name, _), shadow in zip(model.named_parameters(), ema.shadow_params):
-            state[f"ema.{name}"] = shadow.detach().cpu().clone()
-    return state
+    return take(state, "model"), take(state, "ema")
 
 
 def local_train(
     cfg: "FederatedConfig", state: dict[str, torch.Tensor], ds: "datasets.Dataset", num_classes: int, channels: int,
     server_round: int, partition_id: int = 0, proximal_mu: float = 0.0,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Run ``cfg.local_steps`` optimiser steps of DDPM training from the global weights ``state`` on ``ds``.
+    """Run ``cfg.local_steps`` optimiser steps of ``cfg.backend``'s training from the global weights ``state`` on ``ds``.
 
     The steps are numbered ``(round - 1) * local_steps ...`` of the federation's ``num_rounds * local_steps``, so the
     learning-rate schedule and the EMA warm-up continue across rounds as in one centralised run. With
     ``proximal_mu`` > 0 the FedProx term ``mu / 2 * ||w - w_global||^2`` is added to the loss.
     Returns the new flat state and metrics (``num-examples``, ``train-loss``, seconds).
     """
-    from ..training.common import TrainState, lr_factor, make_accelerator, train_loop
-    from ..training.ddpm import build_model, make_dataloader, make_ema, make_loss_fn
+    from .backends import get_backend
 
-    with tempfile.TemporaryDirectory(prefix="synthxray-client-") as scratch:
-        local = replace(
-            cfg, output_dir=scratch, seed=cfg.seed + 1000 * server_round + partition_id, checkpointing_steps=0,
-            resume_from_checkpoint=None, logger="none", dataset=cfg.dataset,
-        )
-        accelerator = make_accelerator(local)
-        unet, noise_scheduler = build_model(local, num_classes, channels)
-        model_state, ema_state = split_arrays(state)
-        unet.load_state_dict(model_state)
-        ema = None
-        if cfg.use_ema:
-            ema = make_ema(local, unet)
-            if ema_state:
-                ema.shadow_params = [ema_state[name].clone() for name, _ in unet.named_parameters()]
-            ema.optimization_step = (server_round - 1) * cfg.local_steps
-        global_params = [p.detach().clone() for p in unet.parameters()] if proximal_mu > 0 else []
-        dataloader = make_dataloader(local, ds, channels)
-        optimizer = torch.optim.AdamW(unet.parameters(), lr=local.learning_rate, weight_decay=local.adam_weight_decay)
-        offset, total = (server_round - 1) * cfg.local_steps, cfg.total_steps
-        lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda count: lr_factor(local.lr_scheduler, (count + offset) / total, count + offset, local.lr_warmup_steps)
-        )
-        unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, dataloader, lr_scheduler)
-        if ema is not None:
-            ema.to(accelerator.device)
-        denoise = make_loss_fn(local, unet, noise_scheduler, null_class=num_classes)
-        losses: list[float] = []
-
-        def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            loss = denoise(batch)
-            losses.append(float(loss.detach()))
-            if proximal_mu > 0:
-                params = accelerator.unwrap_model(unet).parameters()
-                prox = sum(((p - g.to(p.device)) ** 2).sum() for p, g in zip(params, global_params))
-                loss = loss + proximal_mu / 2 * prox
-            return loss
-
-        def on_step(step: int) -> None:
-            if ema is not None:
-                ema.step(accelerator.unwrap_model(unet).parameters())
-
-        train_state = TrainState()
-        train_state.step = offset
-        start = time.time()
-        train_loop(accelerator, local, train_state, [unet], optimizer, lr_scheduler, dataloader, loss_fn,
-                   offset + cfg.local_steps, on_step=on_step)
-        model = accelerator.unwrap_model(unet)
-        new_state = join_arrays(model, ema)
-        accelerator.free_memory()
-    tail = losses[-max(1, len(losses) // 5):]
-    metrics = {
-        "num-examples": len(ds), "train-loss": sum(losses) / max(len(losses), 1), "train-loss-last": sum(tail) / len(tail),
-        "seconds": round(time.time() - start, 2), "partition-id": partition_id, "steps": cfg.local_steps,
-    }
-    return new_state, metrics
+    return get_backend(cfg).local_train(state, ds, num_classes, channels, server_round, partition_id, proximal_mu)
 
 
 def _site_data(cfg: "FederatedConfig", context: Context) -> tuple["datasets.Dataset", int]:

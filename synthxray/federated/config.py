@@ -1,4 +1,5 @@
-"""The federated run's config: the DDPM training flags plus the federation's (sites, partition, rounds, strategy)."""
+"""The federated run's config: the backend (DDPM flags at the top level, a GAN's or the VAE's under ``backend_args``)
+plus the federation's own fields (sites, partition, rounds, strategy, privacy)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,44 @@ from ..training.ddpm import DDPMTrainingConfig
 PARTITIONS = ("iid", "dirichlet", "majority", "supernode")
 STRATEGIES = ("fedavg", "fedprox")
 
+SECAGG_UNAVAILABLE = (
+    "secure_aggregation: flwr 1.42 runs SecAgg+ only inside its legacy server loop: SecAggPlusWorkflow under "
+    "flwr.server.workflow.DefaultWorkflow with a LegacyContext wrapping a legacy flwr.server.strategy Strategy "
+    "(configure_fit/aggregate_fit), and clients with secaggplus_mod whose train replies are legacy FitRes records. "
+    "synthxray's server runs Flower's Message-API strategies (flwr.serverapp.strategy FedAvg/FedProx, strategy.start), "
+    "which have no secure-aggregation hook in 1.42, so SecAgg+ cannot wrap them. It needs a Flower release with SecAgg+ "
+    "for Message-API strategies (a low-level SecAggPlusAggregator was proposed upstream, flwrlabs/flower#4615, "
+    "unreleased) or a second, legacy server path; drop secure_aggregation (client-side DP, dp_noise_multiplier, is "
+    "available, but the server still sees each site's clipped update)"
+)
+
 # fields a resumed run must share with the run that wrote the checkpoints (the rest may change between runs)
 RESUME_KEYS = (
     "num_clients", "partition", "dirichlet_alpha", "majority_fraction", "local_steps", "strategy", "seed", "resolution",
     "channels", "block_out_channels", "layers_per_block", "attention", "mid_block_attention", "num_train_timesteps",
-    "beta_schedule", "prediction_type", "dataset", "dataset_split",
+    "beta_schedule", "prediction_type", "dataset", "dataset_split", "backend", "backend_args",
 )
 
 
 @dataclass
 class FederatedConfig(DDPMTrainingConfig):
-    """``synthxray federated --config fed.yaml``: the class-conditional DDPM trained with Flower over simulated or real sites.
+    """``synthxray federated --config fed.yaml``: one generator trained with Flower over simulated or real sites.
 
-    Every client runs the same optimiser steps as ``train_ddpm.py`` (``local_steps`` per round); the learning-rate
-    schedule and EMA warm-up are planned over ``num_rounds * local_steps`` steps, so a federated run and a centralised
-    run of the same total steps anneal alike.
+    ``backend`` picks what is trained: the class-conditional DDPM (default; its flags are this config's top-level
+    fields, ``train_ddpm.py``'s) or a one-pass backend (``vae``, ``dcgan``, ``wgan-gp``, ``cgan``, ``acgan``; its flags,
+    ``train_vae.py``'s / ``train_gan.py``'s, go under ``backend_args``). Every client runs that trainer's optimiser steps
+    (``local_steps`` per round); learning-rate schedules and EMA warm-ups are planned over ``num_rounds * local_steps``
+    steps, so a federated run and a centralised run of the same total steps anneal alike.
     """
+
+    backend: str = help_field(
+        "ddpm", "ddpm (default) | vae | dcgan | wgan-gp | cgan | acgan: the trainable backend the sites train together."
+    )
+    backend_args: dict | str | None = help_field(
+        None,
+        "Flags of the vae/GAN trainer (train_vae.py / train_gan.py names, e.g. {latent_dim: 64, learning_rate: 0.0002}); "
+        "a mapping in YAML, JSON on the command line. The data, resolution, seed and batch size are this config's.",
+    )
 
     num_clients: int = help_field(4, "Sites (Flower SuperNodes); in simulation each gets one partition of the dataset.")
     partition: str = help_field(
@@ -47,6 +70,10 @@ class FederatedConfig(DDPMTrainingConfig):
         None,
         "Client-side differential privacy with fixed clipping (Flower's DifferentialPrivacyClientSideFixedClipping + "
         "fixedclipping_mod): Gaussian noise multiplier on the aggregated update. Off when unset.",
+    )
+    secure_aggregation: bool = help_field(
+        False, "SecAgg+ (Flower's secure aggregation). Not available with flwr 1.42's Message-API strategies: setting it "
+        "fails with the reason (README, Federated training: Privacy).",
     )
     dp_clipping_norm: float = help_field(10.0, "L2 norm each client's model update is clipped to (with dp_noise_multiplier).")
     class_names: list[str] | None = help_field(
@@ -104,6 +131,12 @@ class FederatedConfig(DDPMTrainingConfig):
             parts = str(item).split(":")
             if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
                 raise ValueError(f"inject_failures entries are 'partition:round', got {item!r}")
+        if self.secure_aggregation:
+            raise ValueError(SECAGG_UNAVAILABLE)
+        self.backend_args = parse_backend_args(self.backend_args)
+        from .backends import get_backend
+
+        get_backend(self).check()  # an unknown backend or a bad backend_args fails here, before any data is read
 
     @property
     def total_steps(self) -> int:
@@ -123,3 +156,17 @@ class FederatedConfig(DDPMTrainingConfig):
     def failures(self) -> set[tuple[int, int]]:
         """``inject_failures`` as (partition, round) pairs."""
         return {tuple(int(p) for p in str(item).split(":")) for item in self.inject_failures}  # type: ignore[misc]
+
+
+def parse_backend_args(value: Any) -> dict[str, Any]:
+    """``backend_args`` as a dict: a mapping (YAML, Python), JSON text (a command-line flag) or nothing."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"backend_args must be a mapping (JSON on the command line), got {value!r}: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"backend_args must be a mapping of trainer flags, got {type(value).__name__} {value!r}")
+    return dict(value)

@@ -17,43 +17,17 @@ PLOT_FILE = "rounds.png"
 
 def build_generator(cfg: FederatedConfig, state: dict[str, torch.Tensor], names: Sequence[str], channels: int,
                     federation: dict[str, Any], data: dict[str, Any] | None = None):
-    """A ``DDPMGenerator`` from global weights: the EMA weights when the run keeps EMA, else the model's."""
-    from diffusers import DDPMScheduler
+    """The backend's generator from the global weights (the EMA weights where the run keeps EMA)."""
+    from .backends import get_backend
 
-    from ..generators.base import GeneratorInfo
-    from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator
-    from ..training.ddpm import build_model
-    from .client_app import split_arrays
-
-    unet, noise_scheduler = build_model(cfg, len(names), channels)
-    model_state, ema_state = split_arrays(state)
-    unet.load_state_dict(model_state)
-    if cfg.use_ema and ema_state:
-        with torch.no_grad():
-            for name, p in unet.named_parameters():
-                p.copy_(ema_state[name])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    unet.to(device).eval()
-    pad = cfg.unet_resolution - cfg.resolution  # a 28 px run trains a 32 px UNet on padded images; crop them back
-    pipe = ClassConditionalDDPMPipeline(
-        unet=unet, scheduler=DDPMScheduler.from_config(noise_scheduler.config), image_size=cfg.resolution if pad else None
-    )
-    pipe.set_progress_bar_config(disable=True)
-    info = GeneratorInfo(
-        backend="ddpm", class_names=list(names), channels=channels, resolution=cfg.resolution,
-        data=data or {"source": str(cfg.dataset), "split": cfg.dataset_split},
-        defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
-        extra={"train_steps": cfg.local_steps * len(federation.get("rounds_done", [])) or None, "train_config": cfg.to_dict(),
-               "federation": federation},
-    )
-    return DDPMGenerator(pipe, info)
+    return get_backend(cfg).build_generator(state, names, channels, federation, data)
 
 
 def federation_summary(cfg: FederatedConfig, history: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """What the card and ``synthxray.json`` record about the federation."""
     rounds = history.get("rounds", [])
     return {
-        "framework": "Flower", "sites": cfg.num_clients, "partition": cfg.partition,
+        "framework": "Flower", "engine": data.get("engine"), "backend": cfg.backend, "sites": cfg.num_clients, "partition": cfg.partition,
         "dirichlet_alpha": cfg.dirichlet_alpha if cfg.partition == "dirichlet" else None,
         "majority_fraction": cfg.majority_fraction if cfg.partition == "majority" else None,
         "site_class_counts": data.get("site_class_counts"), "rounds": len(rounds), "num_rounds": cfg.num_rounds,
@@ -66,12 +40,12 @@ def federation_summary(cfg: FederatedConfig, history: dict[str, Any], data: dict
 
 def save_generator(cfg: FederatedConfig, out: Path, state: dict[str, torch.Tensor], names: Sequence[str], channels: int,
                    history: dict[str, Any], data: dict[str, Any]) -> Path:
-    """Save the global model as an ordinary generator folder, its card (with a Federation section) and the plot."""
+    """Save the global model as an ordinary generator folder, its card (with a Federated training section) and the plot."""
     from ..images import class_grid
     from ..training.common import finish_model_folder
 
     federation = federation_summary(cfg, history, data)
-    info_data = {k: v for k, v in data.items() if k != "site_class_counts"} or None
+    info_data = {k: v for k, v in data.items() if k not in ("site_class_counts", "engine")} or None
     gen = build_generator(cfg, state, names, channels, federation, info_data)
     rounds = history.get("rounds", [])
     gen.info.extra["train_seconds"] = round(sum(r.get("seconds", 0.0) for r in rounds), 1)
@@ -85,37 +59,9 @@ def save_generator(cfg: FederatedConfig, out: Path, state: dict[str, torch.Tenso
     except Exception as exc:  # the model is saved; a sample grid must not lose the run
         logger.warning("sample grid not written: %s", exc)
     plot_rounds(history, out / PLOT_FILE)
-    finish_model_folder(cfg, out)
-    append_card_section(out / "README.md", federation)
+    finish_model_folder(cfg, out)  # the card's Federated training section comes from synthxray.json's federation
     logger.info("saved the federated generator to %s", out)
     return out
-
-
-def append_card_section(card: Path, fed: dict[str, Any]) -> None:
-    """Add a Federation section to the model card (the card template has no place for it)."""
-    if not card.is_file():
-        return
-    text = card.read_text()
-    if "## Federation" in text:
-        return
-    strategy = fed.get("strategy") or {}
-    lines = ["", "## Federation", "",
-             f"Trained with Flower over {fed['sites']} sites ({fed['partition']} partition"
-             + (f", majority fraction {fed['majority_fraction']}" if fed.get("majority_fraction") else "")
-             + (f", Dirichlet alpha {fed['dirichlet_alpha']}" if fed.get("dirichlet_alpha") else "")
-             + f"): {fed['rounds']} rounds of {fed['local_steps']} local steps, strategy {strategy.get('name')} weighted by "
-             f"{strategy.get('weighted_by')}"
-             + (f", client-side DP (noise {strategy['differential_privacy']['noise_multiplier']}, clip "
-                f"{strategy['differential_privacy']['clipping_norm']})" if strategy.get("differential_privacy") else "")
-             + f". {fed['failed_site_rounds']} site-rounds failed and were dropped; about {fed['bytes_per_round'] / 1e6:.1f} MB "
-             "moved per round. Per-round losses: `rounds.json`; site class counts: `partitions.json`.", ""]
-    counts = fed.get("site_class_counts") or []
-    if counts:
-        names = list(counts[0])
-        lines += ["| site | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-        lines += [f"| {i} | " + " | ".join(str(row[n]) for n in names) + " |" for i, row in enumerate(counts)]
-        lines.append("")
-    card.write_text(text.rstrip("\n") + "\n" + "\n".join(lines))
 
 
 def plot_rounds(history: dict[str, Any], path: Path) -> Path | None:

@@ -39,7 +39,8 @@ def prepare(cfg: FederatedConfig) -> tuple[list[str], int, dict]:
           + (f", {unused} unused" if unused else "") + "):\n" + format_counts(counts), flush=True)
     if any(sum(c.values()) == 0 for c in counts):
         raise ValueError(f"a site got no images under the {cfg.partition} partition; use fewer num_clients")
-    data = {"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds) - unused, "site_class_counts": counts}
+    data = {"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds) - unused, "site_class_counts": counts,
+            "engine": "simulation"}
     return names, channels, data
 
 

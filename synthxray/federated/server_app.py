@@ -20,7 +20,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedProx, Strategy
 
-from .client_app import CONFIG_KEY, join_arrays
+from .client_app import CONFIG_KEY
 from .config import RESUME_KEYS, FederatedConfig
 
 logger = logging.getLogger("synthxray.federated")
@@ -160,14 +160,10 @@ def write_json(path: Path, data: Any) -> None:
 
 # ---- the server's main ------------------------------------------------------------------------------------------
 def initial_state(cfg: FederatedConfig, num_classes: int, channels: int) -> dict[str, torch.Tensor]:
-    """Round-0 global weights: the seeded random UNet of ``train_ddpm.py`` and its EMA copy."""
-    from accelerate.utils import set_seed
+    """Round-0 global weights: the backend's seeded random networks (and EMA copy), as its trainer starts them."""
+    from .backends import get_backend
 
-    from ..training.ddpm import build_model, make_ema
-
-    set_seed(cfg.seed)
-    unet, _ = build_model(cfg, num_classes, channels)
-    return join_arrays(unet, make_ema(cfg, unet) if cfg.use_ema else None)
+    return get_backend(cfg).initial_state(num_classes, channels)
 
 
 def serve(grid: Grid, cfg: FederatedConfig, class_names: Sequence[str], channels: int, data_info: dict | None = None) -> Path:
@@ -281,7 +277,7 @@ def deployment_main(grid: Grid, context: Context) -> None:
         raise ValueError("set the run config key 'config' to the federation YAML, e.g. --run-config \"config='fed.yaml'\"")
     cfg = parse_config(FederatedConfig, [path])
     names, channels = server_classes(cfg)
-    serve(grid, cfg, names, channels, {"source": "one data-path per SuperNode", "split": cfg.dataset_split})
+    serve(grid, cfg, names, channels, {"source": "one data-path per SuperNode", "split": cfg.dataset_split, "engine": "deployment"})
 
 
 def server_classes(cfg: FederatedConfig) -> tuple[list[str], int]:
