@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .metadata import (
     DATASET_MANIFEST, GENERATOR_CONFIG, _clean, _dataset_provenance, _counts, _dataset_recipe, _dict, _duration,
-    _evaluation, _first_image_size, _hyperparameters, _i, _ignored, _is_hub_id, _latest_sample_grid, _modality,
+    _evaluation, _federation, _first_image_size, _hyperparameters, _i, _ignored, _is_hub_id, _latest_sample_grid, _modality,
     _number, _plots, _read_json, _results_table, _s, _size_category, _slug, _strs, _tags, _classifier_metadata,
 )
 
@@ -158,6 +158,9 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
     prompts = {str(k): str(v) for k, v in _dict(info.get("prompts")).items() if _s(v) is not None}
     defaults = {str(k): v for k, v in defaults.items() if _s(v) is not None}
     is_sd = backend.startswith("sd") or bool(prompts) or bool(base_model)
+    federation = _federation(extra.get("federation"))
+    # a federated GAN/VAE: its trainer's flags (the federation's own are in the Federated training section)
+    hyperparameters = _hyperparameters(_dict(extra.get("backend_config")) or train_config)
 
     tags = _tags("synthxray", "diffusers", "synthetic-data", "data-augmentation", "medical-imaging", backend,
                  "text-to-image" if is_sd else "class-conditional-image-generation",
@@ -192,6 +195,11 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
             "extractor": evaluation["extractors"][0] if len(evaluation["extractors"]) == 1 else (evaluation["extractors"] or None),
             "protocol": evaluation["protocols"][0] if len(evaluation["protocols"]) == 1 else (evaluation["protocols"] or None),
             "metrics": evaluation["overall"] or None, "synthxray_version": _s(info.get("synthxray_version")),
+            "federation": _clean({
+                "framework": federation["framework"], "sites": federation["sites"], "partition": federation["partition"],
+                "rounds": federation["rounds"], "local_steps": federation["local_steps"], "strategy": federation["strategy"],
+                "differential_privacy": bool(federation["dp"]), "secure_aggregation": federation["secure_aggregation"],
+            }) if federation else None,
         }),
     )
     context = {
@@ -202,7 +210,7 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
         "base_model_is_local": bool(base_model) and not _is_hub_id(base_model),
         "modality": modality, "anatomy": anatomy, "data": data, "data_source": data_source,
         "data_license": data_license, "license": license_, "defaults": defaults,
-        "hyperparameters": _hyperparameters(train_config), "training_steps": steps,
+        "hyperparameters": hyperparameters, "training_steps": steps, "federation": federation,
         "training_time": _duration(seconds), "hardware": hardware, "evaluation": evaluation, "sample_grid": grid,
         "intended_use": INTENDED_USE, "is_sd": is_sd, "synthxray_version": _s(info.get("synthxray_version")),
         "repo_id": repo_id or "USER/REPO", "marker": CARD_MARKER,

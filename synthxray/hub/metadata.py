@@ -129,6 +129,44 @@ def _hyperparameters(cfg: Mapping) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in skip and v is not None}
 
 
+def _federation(value: Any) -> dict[str, Any] | None:
+    """The ``federation`` record a federated run writes into ``synthxray.json``, checked field by field for the card
+    (None when the model was not trained federated)."""
+    fed = _dict(value)
+    sites = _i(fed.get("sites"))
+    if not sites:
+        return None
+    strategy = _dict(fed.get("strategy"))
+    dp = _dict(strategy.get("differential_privacy"))
+    counts = [_counts(c) for c in fed.get("site_class_counts") or [] if isinstance(c, Mapping)] if isinstance(
+        fed.get("site_class_counts"), list) else []
+    partition = _s(fed.get("partition"))
+    detail = None
+    if partition == "majority" and _number(fed.get("majority_fraction")) is not None:
+        detail = f"each site holds {_number(fed.get('majority_fraction')):.0%} of its images from one class"
+    elif partition == "dirichlet" and _number(fed.get("dirichlet_alpha")) is not None:
+        detail = f"per-class Dirichlet shares, alpha {_number(fed.get('dirichlet_alpha')):g}"
+    elif partition == "supernode":
+        detail = "each site trained on its own local data"
+    elif partition == "iid":
+        detail = "images shared out at random"
+    nbytes = _number(fed.get("bytes_per_round"))
+    fraction = _number(strategy.get("fraction_train"))
+    return {
+        "framework": _s(fed.get("framework")) or "Flower", "engine": _s(fed.get("engine")), "sites": sites, "partition": partition, "partition_detail": detail,
+        "rounds": _i(fed.get("rounds")), "num_rounds": _i(fed.get("num_rounds")), "local_steps": _i(fed.get("local_steps")),
+        "strategy": _s(strategy.get("name")), "weighted_by": _s(strategy.get("weighted_by")),
+        "fraction_train": fraction if fraction is not None and fraction < 1 else None,
+        "proximal_mu": _number(strategy.get("proximal_mu")),
+        "dp": {"kind": _s(dp.get("kind")), "noise_multiplier": _number(dp.get("noise_multiplier")),
+               "clipping_norm": _number(dp.get("clipping_norm"))} if dp else None,
+        "secure_aggregation": _s(fed.get("secure_aggregation")),
+        "failed_site_rounds": _i(fed.get("failed_site_rounds")) or 0,
+        "mb_per_round": round(nbytes / 1e6, 1) if nbytes else None,
+        "site_class_counts": counts, "count_classes": list(counts[0]) if counts else [],
+    }
+
+
 def _duration(seconds: Any) -> str | None:
     try:
         s = float(seconds)

@@ -45,7 +45,8 @@ def test_result_loads_and_generates(runs):
     fed = json.loads((out / "synthxray.json").read_text())["extra"]["federation"]
     assert fed["sites"] == 2 and fed["partition"] == "majority" and fed["rounds"] == 2
     assert fed["strategy"]["name"] == "FedAvg" and fed["strategy"]["weighted_by"] == "num-examples"
-    assert "## Federation" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "### Federated training" in card and "| partition | majority (each site holds 80% of its images from one class) |" in card
     assert (out / "rounds.png").is_file()
 
 

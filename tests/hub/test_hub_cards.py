@@ -197,3 +197,49 @@ def test_templates_ship_in_the_package_and_the_env_override_wins(tmp_path, monke
     (own / "classifier.md").unlink()
     with pytest.raises(FileNotFoundError, match="SYNTHXRAY_MODEL_CARDS=.*classifier.md"):
         hub.render_generator_card(ddpm_folder)
+
+
+def test_hub_generator_card_of_a_federated_run(tmp_path):
+    folder = tmp_path / "fed-vae"
+    folder.mkdir()
+    federation = {
+        "framework": "Flower", "sites": 4, "partition": "majority", "majority_fraction": 0.8, "dirichlet_alpha": None,
+        "site_class_counts": [{"normal": 694, "pneumonia": 173}, {"normal": 173, "pneumonia": 694}],
+        "rounds": 3, "num_rounds": 4, "local_steps": 25, "failed_site_rounds": 1, "bytes_per_round": 70_100_000,
+        "strategy": {"name": "FedProx", "weighted_by": "num-examples", "fraction_train": 0.5, "proximal_mu": 0.01,
+                     "differential_privacy": {"kind": "client-side fixed clipping (Flower)", "noise_multiplier": 0.1,
+                                              "clipping_norm": 1.0}},
+    }
+    (folder / "synthxray.json").write_text(json.dumps({
+        "backend": "vae", "class_names": ["normal", "pneumonia"], "channels": 1, "resolution": 28,
+        "extra": {"train_steps": 75, "federation": federation, "train_config": {"learning_rate": 0.002, "num_clients": 4},
+                  "backend_config": {"learning_rate": 0.001, "latent_dim": 64}},
+    }))
+    text = hub.write_generator_card(folder).read_text()
+    for needle in (
+        "### Federated training", "across **4 sites**", "| partition | majority (each site holds 80% of its images from one class) |",
+        "| rounds | 3 of 4 planned, 25 local steps per site per round |",
+        "| strategy | FedProx, weighted by num-examples, 50% of sites per round, proximal mu 0.01 |",
+        "| differential privacy | client-side fixed clipping (Flower): noise multiplier 0.1, clipping norm 1.0 |",
+        "| failed site-rounds | 1 (dropped from their round) |", "| traffic | 70.1 MB per round",
+        "| site | normal | pneumonia |", "| 0 | 694 | 173 |", "| 1 | 173 | 694 |",
+        "| learning_rate | 0.001 |", "| latent_dim | 64 |",  # the VAE trainer's flags, not the federation's DDPM defaults
+    ):
+        assert needle in text, needle
+    assert text.index("### Federated training") < text.index("## Evaluation")  # inside the card, not appended after it
+    assert "| learning_rate | 0.002 |" not in text
+    meta = front_matter(text)["synthxray"]["federation"]
+    assert meta == {"framework": "Flower", "sites": 4, "partition": "majority", "rounds": 3, "local_steps": 25,
+                    "strategy": "FedProx", "differential_privacy": True}
+    # a card rewritten later (e.g. by push) keeps the section: it comes from the folder's metadata
+    assert "### Federated training" in hub.write_generator_card(folder, overwrite=True).read_text()
+    # an ordinary run has none, and odd federation values do not break the card
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "synthxray.json").write_text(json.dumps({"backend": "ddpm", "extra": {"federation": {"sites": "many", "strategy": 3}}}))
+    text = hub.write_generator_card(plain).read_text()
+    assert "Federated training" not in text and "federation" not in front_matter(text).get("synthxray", {})
+    (plain / "synthxray.json").write_text(json.dumps({"backend": "ddpm", "extra": {"federation": {
+        "sites": 2, "strategy": "x", "site_class_counts": "no", "bytes_per_round": "lots", "rounds": None}}}))
+    text = hub.write_generator_card(plain, overwrite=True).read_text()
+    assert "across **2 sites**" in text and "| rounds | not recorded |" in text and "| differential privacy | none |" in text
