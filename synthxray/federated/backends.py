@@ -43,6 +43,7 @@ OWNED_FIELDS = ("output_dir", "max_train_steps", "max_train_minutes", "checkpoin
                 "hub_token", "num_epochs")
 
 State = dict[str, torch.Tensor]
+COUNTER = "num_batches_tracked"
 
 
 def take(state: State, prefix: str) -> State:
@@ -52,8 +53,19 @@ def take(state: State, prefix: str) -> State:
 
 
 def put(prefix: str, tensors: dict[str, torch.Tensor]) -> State:
-    """``tensors`` under ``prefix.`` as CPU copies (what a record carries)."""
-    return {f"{prefix}.{k}": v.detach().cpu().clone() for k, v in tensors.items()}
+    """``tensors`` under ``prefix.`` as CPU copies (what a record carries). Batch-norm step counters stay home: they
+    are integers (Flower's DP clipping scales updates in place, which integer arrays refuse), unused with a momentum,
+    and would dominate the norm of an update that DP clips."""
+    return {f"{prefix}.{k}": v.detach().cpu().clone() for k, v in tensors.items() if not k.endswith(COUNTER)}
+
+
+def load(module: torch.nn.Module, tensors: State) -> None:
+    """Load a record's weights into ``module``: every entry must match; only batch-norm counters may be missing."""
+    missing, unexpected = module.load_state_dict(tensors, strict=False)
+    missing = [k for k in missing if not k.endswith(COUNTER)]
+    if missing or unexpected:
+        raise ValueError(f"the global record does not fit this {type(module).__name__}: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]} (was it written by another backend or network size?)")
 
 
 def ema_tensors(model: torch.nn.Module, ema) -> dict[str, torch.Tensor]:
@@ -172,7 +184,7 @@ class DDPMBackend(FederatedBackend):
                             resume_from_checkpoint=None, logger="none")
             accelerator = make_accelerator(local)
             unet, noise_scheduler = build_model(local, num_classes, channels)
-            unet.load_state_dict(take(state, "model"))
+            load(unet, take(state, "model"))
             offset, total = self._rounds(server_round)
             ema = None
             if cfg.use_ema:
@@ -213,7 +225,7 @@ class DDPMBackend(FederatedBackend):
 
         cfg = self.cfg
         unet, noise_scheduler = build_model(cfg, len(names), channels)
-        unet.load_state_dict(take(state, "model"))
+        load(unet, take(state, "model"))
         shadow = take(state, "ema")
         if cfg.use_ema and shadow:
             with torch.no_grad():
@@ -354,8 +366,8 @@ class GANBackend(OneShotBackend):
             local = self._local(server_round, partition_id, scratch, discriminator_weights="none")
             accelerator = make_accelerator(local)
             gen, disc, _ = self._networks(num_classes, channels, local)
-            gen.load_state_dict(take(state, "generator"))
-            disc.load_state_dict(take(state, "discriminator"))
+            load(gen, take(state, "generator"))
+            load(disc, take(state, "discriminator"))
             offset, total = self._rounds(server_round)
             g_offset, g_total = offset // local.n_critic, math.ceil(total / local.n_critic)
             betas = (local.adam_beta1, local.adam_beta2)
@@ -400,8 +412,8 @@ class GANBackend(OneShotBackend):
 
         backend_cfg = self.trainer_config(discriminator_weights="none")
         gen, disc, _ = self._networks(len(names), channels, backend_cfg)
-        gen.load_state_dict(take(state, "generator"))
-        disc.load_state_dict(take(state, "discriminator"))
+        load(gen, take(state, "generator"))
+        load(disc, take(state, "discriminator"))
         shadow = take(state, "ema")
         if backend_cfg.use_ema and shadow:
             with torch.no_grad():
@@ -450,7 +462,7 @@ class VAEBackend(OneShotBackend):
             local = self._local(server_round, partition_id, scratch)
             accelerator = make_accelerator(local)
             vae = build_vae(local, num_classes, channels)
-            vae.load_state_dict(take(state, "vae"))
+            load(vae, take(state, "vae"))
             global_params = [p.detach().clone() for p in vae.parameters()] if proximal_mu > 0 else []
             offset, total = self._rounds(server_round)
             optimizer = torch.optim.Adam(vae.parameters(), lr=local.learning_rate, weight_decay=local.adam_weight_decay)
@@ -477,7 +489,7 @@ class VAEBackend(OneShotBackend):
 
         backend_cfg = self.trainer_config()
         vae = build_vae(backend_cfg, len(names), channels)
-        vae.load_state_dict(take(state, "vae"))
+        load(vae, take(state, "vae"))
         info = self.generator_info(backend_cfg, names, channels, federation, data, {
             "architecture": "vae", "losses": {"objective": f"mse_sum + {backend_cfg.kl_weight} * kl"},
             "parameters": {"vae": sum(p.numel() for p in vae.parameters())},

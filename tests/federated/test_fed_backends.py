@@ -99,3 +99,25 @@ def test_secure_aggregation_is_refused_because_flowers_secagg_needs_its_legacy_s
 
     assert not any(hasattr(s, "configure_fit") for s in (FedAvg, FedProx))  # Message-API strategies only
     assert "LegacyContext" in inspect.getsource(SecAggPlusWorkflow.__call__)
+
+
+def test_a_batch_norm_gan_record_survives_flowers_dp_clipping(tiny_npz, tmp_path):
+    """dcgan's batch norm has integer step counters; they stay out of the record, so Flower's in-place clipping
+    (fixedclipping_mod) and averaging see float arrays only, and the record still loads."""
+    from flwr.app import ArrayRecord
+    from flwr.supercore.differential_privacy import compute_clip_model_update, get_norm
+
+    from synthxray.federated.backends import get_backend
+    from synthxray.federated.server_app import initial_state
+
+    cfg = fed(tiny_npz, tmp_path, backend="dcgan", backend_args=GAN_ARGS)
+    state = initial_state(cfg, 2, 1)
+    assert not any(k.endswith("num_batches_tracked") for k in state) and all(v.is_floating_point() for v in state.values())
+    assert any(k.endswith("running_var") for k in state)  # the batch-norm statistics are averaged with the weights
+    old = ArrayRecord(state).to_numpy_ndarrays()
+    new = [a + 0.1 for a in old]
+    compute_clip_model_update(param1=new, param2=old, clipping_norm=0.5)
+    assert abs(get_norm([n - o for n, o in zip(new, old)]) - 0.5) < 1e-3
+    clipped = {k: torch.from_numpy(a.copy()) for k, a in zip(state, new)}
+    gen = get_backend(cfg).build_generator(clipped, ["0", "1"], 1, {})
+    assert len(gen.generate(1, class_label="0", seed=0)) == 1
