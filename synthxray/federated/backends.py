@@ -285,7 +285,9 @@ class OneShotBackend(FederatedBackend):
         if ddpm_only:
             raise ValueError(f"{ddpm_only} are DDPM flags and do nothing for backend {self.name!r}; set the {self.name} "
                              f"trainer's flags under backend_args (e.g. backend_args: {{learning_rate: 0.0002}})")
-        self.trainer_config()
+        if not self.trainer_config().conditional and cfg.fid_every_rounds:
+            raise ValueError("fid_every_rounds scores the global model per class against the held-out set; an unconditional "
+                             "(conditional: false) generator has no classes to match: drop fid_every_rounds, or keep labels")
 
     def generator_info(self, backend_cfg, names: Sequence[str], channels: int, federation: dict[str, Any],
                        data: dict[str, Any] | None, extra: dict[str, Any]):

@@ -39,6 +39,7 @@ def fed(tiny_npz, tmp_path, **kw):
         (dict(backend="dcgan", strategy="fedprox"), "adversarial step"),
         (dict(backend_args={"latent_dim": 8}), "backend ddpm takes its flags at the top level"),
         (dict(secure_aggregation=True), "no secure-aggregation hook in 1.42"),
+        (dict(backend="vae", backend_args={"conditional": False}, fid_every_rounds=1), "no classes to match"),
     ],
 )
 def test_bad_backend_input_fails_before_training(tiny_npz, tmp_path, kw, match):
