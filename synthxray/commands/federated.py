@@ -8,9 +8,10 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "federated",
-        help="train a class-conditional DDPM with Flower over simulated sites (FedAvg/FedProx, non-IID partitions)",
+        help="train a generator (DDPM, or a GAN/VAE with backend) with Flower over simulated sites (FedAvg/FedProx, non-IID partitions)",
         description="Run a federation from a YAML/JSON config (the fields of synthxray.federated.FederatedConfig, i.e. "
-        "train_ddpm.py's flags plus num_clients, partition, num_rounds, local_steps, fraction_train, strategy, ...). "
+        "train_ddpm.py's flags, or backend: vae|dcgan|wgan-gp|cgan|acgan with that trainer's flags under backend_args, "
+        "plus num_clients, partition, num_rounds, local_steps, fraction_train, strategy, ...). "
         "A re-run with the same output_dir continues after the last completed round. "
         "For real sites (one SuperNode per hospital) see the README's Federated training section.",
     )

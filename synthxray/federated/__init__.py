@@ -2,6 +2,7 @@
 
 ``run_federated(FederatedConfig(...))`` runs Flower's simulation engine; ``client_app:app`` and
 ``server_app:app`` are the same apps for the deployment engine (``flwr run``, one SuperNode per site).
+``backends`` holds what each trainable backend (ddpm, vae, dcgan, wgan-gp, cgan, acgan) does in a federation.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ _EXPORTS = {
     "run_federated": "synthxray.federated.run",
     "MajorityClassPartitioner": "synthxray.federated.partition",
     "partition_dataset": "synthxray.federated.partition",
+    "FEDERATED_BACKENDS": "synthxray.federated.backends",
 }
 
 __all__ = list(_EXPORTS)
