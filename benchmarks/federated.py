@@ -161,6 +161,25 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(args: argparse.Namespace, folders: list[Path]) -> dict:
+    """One report from rows run as separate processes; refuses folders run with other sizes."""
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "federated.json"
+    report = json.loads(path.read_text()) if path.is_file() else {"rows": {}}
+    for folder in folders:
+        other = json.loads((folder / "federated.json").read_text())
+        for key in ("total_steps", "rounds", "seed", "extractor"):
+            if report.get(key, other.get(key)) != other.get(key):
+                raise SystemExit(f"{folder}: {key} {other.get(key)!r} differs from {report.get(key)!r}; not merged")
+            report[key] = other.get(key)
+        report.setdefault("protocol", other.get("protocol"))
+        report["rows"].update(other["rows"])
+    report["rows"] = {name: report["rows"][name] for name in ROWS if name in report["rows"]}
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
@@ -172,10 +191,16 @@ def main() -> None:
     p.add_argument("--client_cpus", type=float, default=float(os.cpu_count() or 1), help="CPUs per simulated site in Ray")
     p.add_argument("--extractor", default="inception")
     p.add_argument("--dp_overhead", action="store_true", help="only time Flower's DP clipping and noise on the default model")
+    p.add_argument("--merge", nargs="+", metavar="DIR",
+                   help="only combine the rows of other --output folders (rows run in parallel, same --total_steps and "
+                        "--rounds) into OUTPUT/federated.json and print the table")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.dp_overhead:
         print(json.dumps(dp_overhead(), indent=2))
+        return
+    if args.merge:
+        print(markdown(merge(args, [Path(d) for d in args.merge])))
         return
     from synthxray import load_dataset
     from synthxray.evaluation import get_extractor
