@@ -55,6 +55,11 @@ def test_backend_args_from_the_command_line_are_json(tiny_npz, tmp_path):
                                          "--backend_args", '{"latent_dim": 4, "kl_weight": 0.5}'])
     assert cfg.backend_args == {"latent_dim": 4, "kl_weight": 0.5}
     assert FederatedConfig.from_json(cfg.to_json()).backend_args == cfg.backend_args
+    yaml = tmp_path / "fed.yaml"
+    yaml.write_text(f"dataset: {tiny_npz}\noutput_dir: {tmp_path / 'o'}\nbackend: wgan-gp\n"
+                    "backend_args: {use_ema: true, n_critic: 3}\n")
+    cfg = parse_config(FederatedConfig, [str(yaml)])
+    assert cfg.backend == "wgan-gp" and cfg.backend_args == {"use_ema": True, "n_critic": 3}
 
 
 @pytest.mark.parametrize("backend, args", [("wgan-gp", dict(GAN_ARGS, use_ema=True)), ("vae", VAE_ARGS)])
