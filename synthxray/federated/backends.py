@@ -361,7 +361,7 @@ class GANBackend(OneShotBackend):
     def local_train(self, state, ds, num_classes, channels, server_round, partition_id=0, proximal_mu=0.0):
         from ..training.common import TrainState, make_accelerator
         from ..training.gan import AdversarialStep, make_ema
-        from ..training.oneshot import make_dataloader
+        from ..training.image_data import image_dataloader
 
         with tempfile.TemporaryDirectory(prefix="synthxray-client-") as scratch:
             # the global record holds the discriminator's weights: no pretrained backbone to load on a site
@@ -378,7 +378,7 @@ class GANBackend(OneShotBackend):
                                      weight_decay=local.adam_weight_decay)
             sched_g, sched_d = offset_scheduler(opt_g, local, g_offset, g_total), offset_scheduler(opt_d, local, offset, total)
             gen, disc, opt_g, opt_d, dataloader, sched_g, sched_d = accelerator.prepare(
-                gen, disc, opt_g, opt_d, make_dataloader(local, ds, channels), sched_g, sched_d)
+                gen, disc, opt_g, opt_d, image_dataloader(local, ds, channels), sched_g, sched_d)
             ema = None
             if local.use_ema:
                 ema = make_ema(local, accelerator.unwrap_model(gen))
@@ -457,7 +457,7 @@ class VAEBackend(OneShotBackend):
 
     def local_train(self, state, ds, num_classes, channels, server_round, partition_id=0, proximal_mu=0.0):
         from ..training.common import make_accelerator
-        from ..training.oneshot import make_dataloader
+        from ..training.image_data import image_dataloader
         from ..training.vae import build_vae, make_loss_fn
 
         with tempfile.TemporaryDirectory(prefix="synthxray-client-") as scratch:
@@ -469,7 +469,7 @@ class VAEBackend(OneShotBackend):
             offset, total = self._rounds(server_round)
             optimizer = torch.optim.Adam(vae.parameters(), lr=local.learning_rate, weight_decay=local.adam_weight_decay)
             lr_scheduler = offset_scheduler(optimizer, local, offset, total)
-            vae, optimizer, dataloader, lr_scheduler = accelerator.prepare(vae, optimizer, make_dataloader(local, ds, channels), lr_scheduler)
+            vae, optimizer, dataloader, lr_scheduler = accelerator.prepare(vae, optimizer, image_dataloader(local, ds, channels), lr_scheduler)
             terms: dict[str, float] = {}
             vae_loss = make_loss_fn(local, vae, terms)
             losses: list[float] = []
