@@ -73,6 +73,13 @@ def ema_tensors(model: torch.nn.Module, ema) -> dict[str, torch.Tensor]:
     return {name: shadow for (name, _), shadow in zip(model.named_parameters(), ema.shadow_params)}
 
 
+def copy_shadow(model: torch.nn.Module, shadow: State) -> None:
+    """Put the record's EMA weights (when it carries them) into ``model``'s parameters, for the saved generator."""
+    with torch.no_grad():
+        for name, p in model.named_parameters() if shadow else ():
+            p.copy_(shadow[name])
+
+
 def load_ema(model: torch.nn.Module, ema, shadow: State, optimization_step: int) -> None:
     """Set an ``EMAModel``'s shadow to the global record's and its warm-up counter to the steps done so far."""
     if shadow:
@@ -226,11 +233,8 @@ class DDPMBackend(FederatedBackend):
         cfg = self.cfg
         unet, noise_scheduler = build_model(cfg, len(names), channels)
         load(unet, take(state, "model"))
-        shadow = take(state, "ema")
-        if cfg.use_ema and shadow:
-            with torch.no_grad():
-                for name, p in unet.named_parameters():
-                    p.copy_(shadow[name])
+        if cfg.use_ema:
+            copy_shadow(unet, take(state, "ema"))
         unet.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         pad = cfg.unet_resolution - cfg.resolution  # a 28 px run trains a 32 px UNet on padded images; crop them back
         pipe = ClassConditionalDDPMPipeline(
@@ -416,11 +420,8 @@ class GANBackend(OneShotBackend):
         gen, disc, _ = self._networks(len(names), channels, backend_cfg)
         load(gen, take(state, "generator"))
         load(disc, take(state, "discriminator"))
-        shadow = take(state, "ema")
-        if backend_cfg.use_ema and shadow:
-            with torch.no_grad():
-                for name, p in gen.named_parameters():
-                    p.copy_(shadow[name])
+        if backend_cfg.use_ema:
+            copy_shadow(gen, take(state, "ema"))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         info = self.generator_info(backend_cfg, names, channels, federation, data, {
             "architecture": self.name, "discriminator": backend_cfg.discriminator, "ema": backend_cfg.use_ema,
