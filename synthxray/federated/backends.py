@@ -281,9 +281,8 @@ class OneShotBackend(FederatedBackend):
         return self.trainer_config(output_dir=scratch, seed=self.cfg.seed + 1000 * server_round + partition_id, **overrides)
 
     def check(self) -> None:
-        from .config import FederatedConfig
-
-        cfg, defaults = self.cfg, FederatedConfig.__dataclass_fields__
+        cfg = self.cfg
+        defaults = type(cfg).__dataclass_fields__  # the FederatedConfig's own defaults (no import: config imports us)
         ddpm_only = [f.name for f in fields(cfg) if f.name in _ddpm_field_names() and f.name not in SHARED_FIELDS
                      and f.name not in OWNED_FIELDS and getattr(cfg, f.name) != _default(defaults[f.name])]
         if ddpm_only:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import xray_like
 from features_worker import run
+from tinydata import xray_like
 from twoprocs import torchrun
 
 from synthxray import load_generator
