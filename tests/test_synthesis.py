@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from tinydata import Interrupt, fail_at_batch
 
 from synthxray import generate_dataset, load_dataset, load_generator
 from synthxray.synthesis import PROVENANCE_COLUMNS, sample_seed
@@ -35,22 +36,9 @@ def test_in_memory_and_image_folder(tiny_ddpm_dir, tmp_path):
     assert len(load_dataset(tmp_path / "out" / "image_folder")) == 4
 
 
-class Interrupt(RuntimeError):
-    pass
-
-
 def test_resume_after_interruption(tiny_ddpm_dir, tmp_path):
     gen = load_generator(tiny_ddpm_dir)
-    calls = {"n": 0}
-    original = gen._generate_batch
-
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise Interrupt("killed")
-        return original(*args, **kwargs)
-
-    gen._generate_batch = flaky
+    calls = fail_at_batch(gen, 3)
     with pytest.raises(Interrupt):
         generate_dataset(gen, per_class=4, seed=0, output_dir=tmp_path / "syn", batch_size=2, num_inference_steps=2, progress=False)
     assert not (tmp_path / "syn").exists()  # never a half-written dataset under the final name
@@ -135,15 +123,10 @@ def test_output_dir_links_and_files(tiny_ddpm_dir, tmp_path):
 
 def test_failed_first_batch_does_not_block_a_rerun(tiny_ddpm_dir, tmp_path):
     gen = load_generator(tiny_ddpm_dir)
-    original = gen._generate_batch
-
-    def broken(*args, **kwargs):
-        raise Interrupt("device lost")
-
-    gen._generate_batch = broken
+    calls = fail_at_batch(gen, 1)  # e.g. the device is lost
     with pytest.raises(Interrupt):
         generate_dataset(gen, per_class=1, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)
-    gen._generate_batch = original
+    calls["n"] = 10
     ds = generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", num_inference_steps=2, progress=False)  # other args: fine
     assert len(ds) == 4
 
@@ -241,15 +224,7 @@ def test_generate_command_ctrl_c_says_how_to_resume(tiny_ddpm_dir, tmp_path, cap
 def test_resume_reads_every_process_log(tiny_ddpm_dir, tmp_path):
     """A run on N processes leaves one records log per process; any later run (1 or N processes) keeps all their images."""
     gen = load_generator(tiny_ddpm_dir)
-    original, calls = gen._generate_batch, {"n": 0}
-
-    def killed(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Interrupt("rank killed")
-        return original(*args, **kwargs)
-
-    gen._generate_batch = killed
+    calls = fail_at_batch(gen, 2)
     with pytest.raises(Interrupt):
         generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", batch_size=2, num_inference_steps=2, progress=False)
     partial = tmp_path / "syn.partial"

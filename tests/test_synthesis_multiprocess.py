@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tinydata import Interrupt, fail_at_batch
 from twoprocs import torchrun
 
 from synthxray import generate_dataset, load_dataset, load_generator
@@ -42,21 +43,9 @@ def test_two_processes_make_the_one_process_images(tiny_ddpm_dir, tmp_path):
     assert run.returncode != 0 and "already exists (a synthxray dataset)" in run.stderr
 
 
-class Interrupt(RuntimeError):
-    pass
-
-
 def test_two_processes_resume_a_killed_run_without_redoing_finished_images(tiny_ddpm_dir, tmp_path):
     gen = load_generator(tiny_ddpm_dir)
-    original, calls = gen._generate_batch, {"n": 0}
-
-    def killed(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Interrupt("rank killed")
-        return original(*args, **kwargs)
-
-    gen._generate_batch = killed
+    fail_at_batch(gen, 2)
     with pytest.raises(Interrupt):
         generate_dataset(gen, output_dir=tmp_path / "syn", progress=False, **ARGS)
     partial = tmp_path / "syn.partial"

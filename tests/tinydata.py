@@ -8,6 +8,25 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 
+class Interrupt(RuntimeError):
+    """What ``fail_at_batch`` raises: a generation run killed mid-way."""
+
+
+def fail_at_batch(gen, at: int) -> dict:
+    """Make ``gen``'s ``at``-th batch raise ``Interrupt``, as a kill would. Returns the batch counter: set its "n"
+    past ``at`` to stop failing; it keeps counting the batches later runs make."""
+    original, calls = gen._generate_batch, {"n": 0}
+
+    def batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise Interrupt(f"killed at batch {at}")
+        return original(*args, **kwargs)
+
+    gen._generate_batch = batch
+    return calls
+
+
 def make_npz(path: Path, n: int = 24, size: int = 28, seed: int = 0) -> Path:
     """A MedMNIST-style npz: two classes, class 1 brighter so a model can tell them apart."""
     rng = np.random.default_rng(seed)
