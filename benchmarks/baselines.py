@@ -12,6 +12,8 @@ and parameters.
         --budget_minutes 24 --ddpm runs/quality/model --output runs/baselines
 
 Finished models are reused (delete OUT/<backend> to retrain). Results: OUT/baselines.json and .md.
+On a machine with more cores than one training uses, ``--train_only`` with a part of ``--backends`` in each
+of several processes trains them side by side into the same OUT; a last run without it scores them all.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--extractor", default="inception")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train_only", action="store_true",
+                   help="train the --backends into OUTPUT and stop: no scoring, no report (for parallel training)")
     p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[], help="extra flags for every training script")
     return p.parse_args(argv)
 
@@ -104,6 +108,10 @@ def main(argv=None) -> int:
 
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.train_only:  # the report is left to the scoring run, so parallel trainers never race on it
+        for backend in args.backends:
+            train(args, backend, out)
+        return 0
     report_file = out / "baselines.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
     report.update(data=args.data, budget_minutes=args.budget_minutes, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -8,7 +8,8 @@ Rows: centralised (``train_ddpm.py``'s ``train``, ``total_steps`` steps), then 4
 majority-0.8 partitions. "Equal total training steps": the optimiser steps summed over all sites equal the
 centralised run's, so each site runs ``total_steps / (sites * rounds)`` local steps per round (equal compute on one
 machine; every site trains every round). Optional rows: ``dp`` (4 IID sites with Flower's client-side fixed-clipping
-DP) and ``fedprox`` (4 majority sites). Everything else is the default DDPM of ``train_ddpm.py``.
+DP), ``secagg`` (4 IID sites with Flower's SecAgg+; its bytes count all four protocol stages' records) and
+``fedprox`` (4 majority sites). Everything else is the default DDPM of ``train_ddpm.py``.
 
 Each model samples the test set's size and class mix (n = 624 for PneumoniaMNIST) with its saved default sampler
 and is scored with ``synthxray.evaluate`` (Inception FID, the default protocol) against the test split. Wall time
@@ -36,6 +37,7 @@ ROWS = {
     "10-iid": dict(num_clients=10, partition="iid"),
     "10-majority-0.8": dict(num_clients=10, partition="majority", majority_fraction=0.8),
     "4-iid-dp": dict(num_clients=4, partition="iid", dp_noise_multiplier=0.1, dp_clipping_norm=1.0),
+    "4-iid-secagg": dict(num_clients=4, partition="iid", secure_aggregation=True),
     "4-majority-0.8-fedprox": dict(num_clients=4, partition="majority", majority_fraction=0.8, strategy="fedprox", proximal_mu=0.01),
 }
 DEFAULT_ROWS = ["centralised", "4-iid", "4-majority-0.8", "10-iid", "10-majority-0.8"]
@@ -100,6 +102,8 @@ def train_row(name: str, args: argparse.Namespace, out: Path) -> tuple[Path, flo
         "local_steps": local, "rounds": len(rounds),
         "bytes_per_round": int(np.mean([r["bytes_down"] + r["bytes_up"] for r in rounds])),
         "final_round_loss": rounds[-1]["aggregated"].get("train_loss"),
+        "round_losses": [r.get("aggregated", {}).get("train_loss") for r in rounds],
+        "round_seconds": [r.get("seconds") for r in rounds],
         "site_sizes": [sum(c.values()) for c in json.loads((folder / "partitions.json").read_text())["class_counts"]],
     }
     return folder, time.time() - t0, extra

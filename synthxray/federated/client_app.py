@@ -5,7 +5,8 @@ networks, data loader, loss or adversarial step, EMA and ``training.common.train
 :mod:`synthxray.federated.backends`). All of a backend's networks travel in one ``ArrayRecord`` (keys
 ``<network>.<name>``), which is what Flower's averaging and DP clipping mod expect.
 
-``app`` is the plain client; ``dp_app`` adds Flower's ``fixedclipping_mod`` for client-side DP.
+``app`` serves plain and SecAgg+ federations (Flower's ``secaggplus_mod`` on the SecAgg+ rounds' messages);
+``dp_app`` adds Flower's ``fixedclipping_mod`` for client-side DP.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import TYPE_CHECKING
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.app.message_type import MessageType
+from flwr.client.mod import secaggplus_mod  # flwr 1.42 exports it from the legacy client package only
 from flwr.clientapp.mod import fixedclipping_mod
+from flwr.clientapp.typing import ClientAppCallable
 
 if TYPE_CHECKING:
     import datasets
@@ -66,10 +70,10 @@ def _site_data(cfg: "FederatedConfig", context: Context) -> tuple["datasets.Data
     return cached_partition(cfg.to_json(), pid), pid
 
 
-def _train(msg: Message, context: Context) -> Message:
+def _site_train(config: "dict | ConfigRecord", state: dict[str, torch.Tensor], context: Context) -> tuple[dict, dict]:
+    """One site's round: its data, the injected failure (tests), ``local_train`` from the global ``state``."""
     from .config import FederatedConfig
 
-    config: ConfigRecord = msg.content["config"]
     cfg = FederatedConfig.from_json(str(config[CONFIG_KEY]))
     server_round = int(config["server-round"])
     num_classes, channels = int(config["num-classes"]), int(config["channels"])
@@ -78,14 +82,32 @@ def _train(msg: Message, context: Context) -> Message:
         raise RuntimeError(f"injected failure: site {pid} in round {server_round} (inject_failures)")
     if len(ds) == 0:
         raise ValueError(f"site {pid} holds no images")
-    state = msg.content["arrays"].to_torch_state_dict()
-    mu = float(config.get("proximal-mu", 0.0))
-    new_state, metrics = local_train(cfg, state, ds, num_classes, channels, server_round, pid, proximal_mu=mu)
+    # the Message-API FedProx sends proximal-mu, Flower's legacy FedProx (secure aggregation) proximal_mu
+    mu = float(config.get("proximal-mu", config.get("proximal_mu", 0.0)))
+    return local_train(cfg, state, ds, num_classes, channels, server_round, pid, proximal_mu=mu)
+
+
+def _train(msg: Message, context: Context) -> Message:
+    from .secagg import is_legacy_train, legacy_train_reply
+
+    if is_legacy_train(msg):  # Flower's legacy workflow (secure aggregation): FitIns in, FitRes out
+        return legacy_train_reply(msg, lambda config, state: _site_train(config, state, context))
+    new_state, metrics = _site_train(msg.content["config"], msg.content["arrays"].to_torch_state_dict(), context)
     content = RecordDict({"arrays": ArrayRecord(new_state), "metrics": MetricRecord(metrics)})
     return Message(content=content, reply_to=msg)
 
 
-app = ClientApp()
+def secaggplus_when_asked(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Flower's ``secaggplus_mod`` for the messages of a SecAgg+ round; every other message passes straight on.
+    So one ClientApp serves plain and secure-aggregation federations (the server's config decides)."""
+    from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+    if msg.metadata.message_type == MessageType.TRAIN and RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+app = ClientApp(mods=[secaggplus_when_asked])
 app.train()(_train)
 
 dp_app = ClientApp(mods=[fixedclipping_mod])

@@ -13,17 +13,6 @@ from ..training.ddpm import DDPMTrainingConfig
 PARTITIONS = ("iid", "dirichlet", "majority", "supernode")
 STRATEGIES = ("fedavg", "fedprox")
 
-SECAGG_UNAVAILABLE = (
-    "secure_aggregation: flwr 1.42 runs SecAgg+ only inside its legacy server loop: SecAggPlusWorkflow under "
-    "flwr.server.workflow.DefaultWorkflow with a LegacyContext wrapping a legacy flwr.server.strategy Strategy "
-    "(configure_fit/aggregate_fit), and clients with secaggplus_mod whose train replies are legacy FitRes records. "
-    "synthxray's server runs Flower's Message-API strategies (flwr.serverapp.strategy FedAvg/FedProx, strategy.start), "
-    "which have no secure-aggregation hook in 1.42, so SecAgg+ cannot wrap them. It needs a Flower release with SecAgg+ "
-    "for Message-API strategies (a low-level SecAggPlusAggregator was proposed upstream, flwrlabs/flower#4615, "
-    "unreleased) or a second, legacy server path; drop secure_aggregation (client-side DP, dp_noise_multiplier, is "
-    "available, but the server still sees each site's clipped update)"
-)
-
 # fields a resumed run must share with the run that wrote the checkpoints (the rest may change between runs)
 RESUME_KEYS = (
     "num_clients", "partition", "dirichlet_alpha", "majority_fraction", "local_steps", "strategy", "seed", "resolution",
@@ -72,9 +61,18 @@ class FederatedConfig(DDPMTrainingConfig):
         "fixedclipping_mod): Gaussian noise multiplier on the aggregated update. Off when unset.",
     )
     secure_aggregation: bool = help_field(
-        False, "SecAgg+ (Flower's secure aggregation). Not available with flwr 1.42's Message-API strategies: setting it "
-        "fails with the reason (README, Federated training: Privacy).",
+        False, "SecAgg+ (Flower's SecAggPlusWorkflow + secaggplus_mod): the server sees only the sum of the sites' "
+        "masked updates. Runs on Flower's legacy server loop (synthxray.federated.secagg); not with dp_noise_multiplier.",
     )
+    secagg_num_shares: float = help_field(
+        1.0, "SecAgg+ key shares per site: <= 1 a fraction of the sampled sites, > 1 a count (>= 3).")
+    secagg_reconstruction_threshold: float = help_field(
+        0.5, "SecAgg+ shares needed to rebuild a dropped site's key: <= 1 a fraction of num_shares, > 1 a count (>= 2). "
+        "Higher: more privacy, fewer dropouts survived.")
+    secagg_clipping_range: float = help_field(
+        8.0, "SecAgg+ clips every weight to [-range, range] before quantising it to 2**22 levels (Flower's default 8).")
+    secagg_max_weight: float | None = help_field(
+        None, "SecAgg+'s largest site weight (image count); default: the largest simulated site. Needed with partition: supernode.")
     dp_clipping_norm: float = help_field(10.0, "L2 norm each client's model update is clipped to (with dp_noise_multiplier).")
     class_names: list[str] | None = help_field(
         None, "Class names (needed with partition: supernode, where the server holds no data; label i = class_names[i])."
@@ -132,11 +130,36 @@ class FederatedConfig(DDPMTrainingConfig):
             if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
                 raise ValueError(f"inject_failures entries are 'partition:round', got {item!r}")
         if self.secure_aggregation:
-            raise ValueError(SECAGG_UNAVAILABLE)
+            self._check_secagg()
         self.backend_args = parse_backend_args(self.backend_args)
         from .backends import get_backend
 
         get_backend(self).check()  # an unknown backend or a bad backend_args fails here, before any data is read
+
+    def _check_secagg(self) -> None:
+        sampled = max(self.min_train_clients, int(self.num_clients * self.fraction_train))
+        if sampled < 2:
+            raise ValueError(f"secure_aggregation needs at least 2 sites per round, got {sampled} "
+                             f"(num_clients={self.num_clients}, fraction_train={self.fraction_train})")
+        if self.dp_noise_multiplier is not None:
+            raise ValueError("secure_aggregation runs on Flower's legacy server loop, which synthxray does not pair with the "
+                             "Message-API DP wrapper; use either secure_aggregation or dp_noise_multiplier")
+        for name in ("secagg_num_shares", "secagg_reconstruction_threshold"):
+            v = getattr(self, name)
+            if v > 1 and v != int(v):
+                raise ValueError(f"{name} above 1 is a count and must be a whole number, got {v}")
+        shares, threshold = secagg_counts(self)
+        if isinstance(shares, int) and not 3 <= shares <= sampled:
+            raise ValueError(f"secagg_num_shares as a count must be in [3, sites per round={sampled}], got {shares}")
+        if isinstance(threshold, int) and (threshold < 2 or (isinstance(shares, int) and threshold >= shares)):
+            raise ValueError(f"secagg_reconstruction_threshold as a count must be >= 2 and < secagg_num_shares, got {threshold}")
+        if shares <= 0 or threshold <= 0:
+            raise ValueError("secagg_num_shares and secagg_reconstruction_threshold must be > 0")
+        if self.secagg_clipping_range <= 0 or (self.secagg_max_weight is not None and self.secagg_max_weight <= 0):
+            raise ValueError("secagg_clipping_range and secagg_max_weight must be > 0")
+        if self.partition == "supernode" and not self.secagg_max_weight:
+            raise ValueError("secure_aggregation with partition: supernode needs secagg_max_weight (at least the largest "
+                             "site's image count: the server cannot see the sites' data)")
 
     @property
     def total_steps(self) -> int:
@@ -156,6 +179,15 @@ class FederatedConfig(DDPMTrainingConfig):
     def failures(self) -> set[tuple[int, int]]:
         """``inject_failures`` as (partition, round) pairs."""
         return {tuple(int(p) for p in str(item).split(":")) for item in self.inject_failures}  # type: ignore[misc]
+
+
+def secagg_counts(cfg: FederatedConfig) -> tuple[int | float, int | float]:
+    """(num_shares, reconstruction_threshold) as Flower's SecAggPlusWorkflow reads them: a float is a fraction, an
+    int a count."""
+    def flower(v: float) -> int | float:
+        return int(v) if v > 1 else float(v)
+
+    return flower(cfg.secagg_num_shares), flower(cfg.secagg_reconstruction_threshold)
 
 
 def parse_backend_args(value: Any) -> dict[str, Any]:

@@ -32,10 +32,21 @@ def federation_summary(cfg: FederatedConfig, history: dict[str, Any], data: dict
         "majority_fraction": cfg.majority_fraction if cfg.partition == "majority" else None,
         "site_class_counts": data.get("site_class_counts"), "rounds": len(rounds), "num_rounds": cfg.num_rounds,
         "local_steps": cfg.local_steps, "strategy": history.get("strategy"),
+        "secure_aggregation": secagg_summary(history.get("strategy") or {}),
         "failed_site_rounds": sum(len(r.get("failures", [])) for r in rounds),
         "bytes_per_round": (sum(r.get("bytes_down", 0) + r.get("bytes_up", 0) for r in rounds) // len(rounds)) if rounds else 0,
         "rounds_done": [r["round"] for r in rounds],
     }
+
+
+def secagg_summary(strategy: dict[str, Any]) -> str | None:
+    """The card's one line on SecAgg+ (None when the run did not use it)."""
+    sa = strategy.get("secure_aggregation")
+    if not sa:
+        return None
+    return (f"SecAgg+ (Flower SecAggPlusWorkflow): {sa['num_shares']} shares per site, reconstruction threshold "
+            f"{sa['reconstruction_threshold']}, weights clipped to +-{sa['clipping_range']:g} and quantised to "
+            f"{sa['quantization_range']} levels; the server saw only the sum of the sites' masked updates")
 
 
 def save_generator(cfg: FederatedConfig, out: Path, state: dict[str, torch.Tensor], names: Sequence[str], channels: int,

@@ -166,8 +166,13 @@ def initial_state(cfg: FederatedConfig, num_classes: int, channels: int) -> dict
     return get_backend(cfg).initial_state(num_classes, channels)
 
 
-def serve(grid: Grid, cfg: FederatedConfig, class_names: Sequence[str], channels: int, data_info: dict | None = None) -> Path:
-    """Run the federation's remaining rounds on ``grid`` and save the generator; returns the output folder."""
+def serve(grid: Grid, cfg: FederatedConfig, class_names: Sequence[str], channels: int, data_info: dict | None = None,
+          context: Context | None = None) -> Path:
+    """Run the federation's remaining rounds on ``grid`` and save the generator; returns the output folder.
+
+    Plain rounds run Flower's Message-API strategy (``strategy.start``); with ``secure_aggregation`` they run Flower's
+    legacy DefaultWorkflow + SecAggPlusWorkflow (:mod:`.secagg`, which needs the ServerApp's ``context``). Both call
+    the same end-of-round hook: checkpoint, ``rounds.json``, FID."""
     from ..training.common import prepare_output_dir, write_config
 
     out = Path(cfg.output_dir)
@@ -185,7 +190,13 @@ def serve(grid: Grid, cfg: FederatedConfig, class_names: Sequence[str], channels
                    local_steps=cfg.local_steps, num_rounds=cfg.num_rounds)
     if start_round:
         logger.info("resuming %s after round %d of %d", out, start_round, cfg.num_rounds)
-    tracked = TrackedStrategy(make_strategy(cfg), offset=start_round)
+    train_config = {CONFIG_KEY: cfg.to_json(), "num-classes": num_classes, "channels": channels}
+    if cfg.secure_aggregation:
+        from .secagg import make_secagg_strategy, run_secagg
+
+        tracked: Any = make_secagg_strategy(cfg, state, start_round, train_config, data_info)
+    else:
+        tracked = TrackedStrategy(make_strategy(cfg), offset=start_round)
     fid = FidTracker(cfg, names, channels) if cfg.fid_every_rounds else None
 
     def end_of_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -207,10 +218,13 @@ def serve(grid: Grid, cfg: FederatedConfig, class_names: Sequence[str], channels
 
     remaining = cfg.num_rounds - start_round
     arrays = ArrayRecord(state)
-    if remaining > 0:
-        train_config = ConfigRecord({CONFIG_KEY: cfg.to_json(), "num-classes": num_classes, "channels": channels})
-        result = tracked.start(grid, arrays, num_rounds=remaining, timeout=cfg.round_timeout, train_config=train_config,
-                               evaluate_fn=end_of_round)
+    if remaining > 0 and cfg.secure_aggregation:
+        if context is None:
+            raise ValueError("secure_aggregation needs the ServerApp's Context (serve(..., context=context))")
+        arrays = ArrayRecord(run_secagg(grid, context, tracked, end_of_round))
+    elif remaining > 0:
+        result = tracked.start(grid, arrays, num_rounds=remaining, timeout=cfg.round_timeout,
+                               train_config=ConfigRecord(train_config), evaluate_fn=end_of_round)
         arrays = result.arrays if result.arrays is not None else arrays
     from .report import save_generator
 
@@ -222,6 +236,14 @@ def describe_strategy(cfg: FederatedConfig) -> dict[str, Any]:
                             "fraction_train": cfg.fraction_train}
     if cfg.strategy == "fedprox":
         desc["proximal_mu"] = cfg.proximal_mu
+    if cfg.secure_aggregation:
+        from .config import secagg_counts
+
+        shares, threshold = secagg_counts(cfg)
+        desc["secure_aggregation"] = {"kind": "SecAgg+ (Flower's SecAggPlusWorkflow + secaggplus_mod, legacy server loop)",
+                                      "num_shares": shares, "reconstruction_threshold": threshold,
+                                      "clipping_range": cfg.secagg_clipping_range, "quantization_range": 2**22,
+                                      "bytes": "all four stages' records, both ways"}
     if cfg.dp_noise_multiplier is not None:
         desc["differential_privacy"] = {"kind": "client-side fixed clipping (Flower)", "noise_multiplier": cfg.dp_noise_multiplier,
                                         "clipping_norm": cfg.dp_clipping_norm}
@@ -259,7 +281,7 @@ def make_server_app(cfg: FederatedConfig, class_names: Sequence[str], channels: 
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        serve(grid, cfg, class_names, channels, data_info)
+        serve(grid, cfg, class_names, channels, data_info, context)
 
     return server
 
@@ -277,7 +299,8 @@ def deployment_main(grid: Grid, context: Context) -> None:
         raise ValueError("set the run config key 'config' to the federation YAML, e.g. --run-config \"config='fed.yaml'\"")
     cfg = parse_config(FederatedConfig, [path])
     names, channels = server_classes(cfg)
-    serve(grid, cfg, names, channels, {"source": "one data-path per SuperNode", "split": cfg.dataset_split, "engine": "deployment"})
+    serve(grid, cfg, names, channels, {"source": "one data-path per SuperNode", "split": cfg.dataset_split, "engine": "deployment"},
+          context)
 
 
 def server_classes(cfg: FederatedConfig) -> tuple[list[str], int]:

@@ -38,7 +38,6 @@ def fed(tiny_npz, tmp_path, **kw):
         (dict(backend="acgan", backend_args={"conditional": False}), "class-conditional by definition"),
         (dict(backend="dcgan", strategy="fedprox"), "adversarial step"),
         (dict(backend_args={"latent_dim": 8}), "backend ddpm takes its flags at the top level"),
-        (dict(secure_aggregation=True), "no secure-aggregation hook in 1.42"),
         (dict(backend="vae", backend_args={"conditional": False}, fid_every_rounds=1), "no classes to match"),
     ],
 )
@@ -93,18 +92,6 @@ def test_one_site_trains_the_backend_from_the_global_weights(tiny_npz, tmp_path,
     assert loaded.info.extra["backend_config"]["latent_dim"] == args["latent_dim"]
     if backend == "wgan-gp":
         assert (tmp_path / "gen" / "discriminator").is_dir()
-
-
-def test_secure_aggregation_is_refused_because_flowers_secagg_needs_its_legacy_stack():
-    """The reason the flag gives, checked against the installed Flower: when this fails, Flower has changed and
-    SecAgg+ may be usable with the Message-API strategies; revisit ``secure_aggregation``."""
-    import inspect
-
-    from flwr.server.workflow import SecAggPlusWorkflow
-    from flwr.serverapp.strategy import FedAvg, FedProx
-
-    assert not any(hasattr(s, "configure_fit") for s in (FedAvg, FedProx))  # Message-API strategies only
-    assert "LegacyContext" in inspect.getsource(SecAggPlusWorkflow.__call__)
 
 
 def test_a_batch_norm_gan_record_survives_flowers_dp_clipping(tiny_npz, tmp_path):
