@@ -154,3 +154,16 @@ def test_secagg_through_flowers_simulation_engine(tiny_npz, tmp_path):
     fed_info = json.loads((out / "synthxray.json").read_text())["extra"]["federation"]
     assert fed_info["strategy"]["secure_aggregation"]["num_shares"] == 1.0
     assert "SecAgg+ (Flower SecAggPlusWorkflow)" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_secagg_run_resumes_after_its_last_round(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    serve_in_process(fed(tiny_npz, out, num_clients=2))
+    first = json.loads((out / "rounds.json").read_text())["rounds"]
+    serve_in_process(fed(tiny_npz, out, num_clients=2, num_rounds=2))
+    rounds = json.loads((out / "rounds.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2] and all(r["updated"] for r in rounds)
+    assert rounds[0] == first[0]  # round 1 was not run again
+    assert [c["steps"] for c in rounds[1]["clients"]] == [2, 2]
+    assert (out / "checkpoints" / "checkpoint_2").is_dir() and (out / "synthxray.json").is_file()
