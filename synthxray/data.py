@@ -311,7 +311,11 @@ def load_npz(path: str | os.PathLike, split: str = "train", class_names: list[st
         raise DataError(f"{path}: {len(images)} images but {len(labels)} labels in split {split!r}")
     if images.ndim not in (3, 4):
         raise DataError(f"{path}: {keys[0]} has shape {images.shape}; expected (N, H, W) or (N, H, W, C)")
-    num_classes = int(max(int(arrays[k].max()) for k in arrays.files if k.endswith("_labels")) + 1)
+    if len(images) == 0:
+        splits = sorted(k[: -len("_images")] for k in arrays.files if k.endswith("_images") and len(arrays[k]))
+        raise DataError(f"{path}: split {split!r} holds no images ({keys[0]} has shape {images.shape}); "
+                        f"splits with images: {splits or 'none'}")
+    num_classes = int(max(int(arrays[k].max()) for k in arrays.files if k.endswith("_labels") and arrays[k].size) + 1)
     flag = path.stem.split("_")[0].lower()
     names = class_names or medmnist_class_names(flag, num_classes)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})

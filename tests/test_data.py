@@ -77,6 +77,15 @@ def test_npz_missing_keys_names_them(tmp_path):
         load_dataset(tmp_path / "bad.npz")
 
 
+def test_npz_empty_split_names_the_split_and_the_splits_that_have_images(tmp_path):
+    empty, some = np.zeros((0, 4, 4), np.uint8), np.zeros((3, 4, 4), np.uint8)
+    np.savez(tmp_path / "e.npz", train_images=empty, train_labels=np.zeros((0, 1)), test_images=some,
+             test_labels=np.array([[0], [1], [0]]))
+    with pytest.raises(DataError, match=r"e.npz: split 'train' holds no images .*splits with images: \['test'\]"):
+        load_dataset(tmp_path / "e.npz")
+    assert len(load_dataset(tmp_path / "e.npz", split="test")) == 3  # the other split still loads, 2 classes
+
+
 def test_missing_path_is_clear(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_dataset(str(tmp_path / "nope" / "deeper" / "x"))
