@@ -453,7 +453,8 @@ def _extras(result: EvaluationResult, metrics: list[str], real: Any, real_split:
     """Memorization, label fidelity and the embedding plot, on the first seed's synthetic set.
 
     ``writes`` is ``output_dir`` on the process that writes files (the main one), else ``None``:
-    every process takes part in the feature extraction; the main one alone writes grids and plots."""
+    every process takes part in the feature extraction; the main one alone searches nearest neighbours, trains
+    the label-fidelity classifier and writes grids and plots, and the others receive its results."""
     timings = result.timings
     if "memorization" in metrics or "label_fidelity" in metrics:
         if train is not None:
@@ -479,7 +480,10 @@ def _extras(result: EvaluationResult, metrics: list[str], real: Any, real_split:
         from .fidelity import label_fidelity
 
         t0 = time.time()
-        result.label_fidelity = label_fidelity(synth_datasets[0], classifier=classifier, train=train_ds, progress=progress)
+        state = distributed_state()  # one classifier, trained and applied on the main process, its scores shared
+        scores = label_fidelity(synth_datasets[0], classifier=classifier, train=train_ds, progress=progress) \
+            if is_main_process(state) else None
+        result.label_fidelity = broadcast(scores, state)
         timings["label_fidelity_s"] = time.time() - t0
     if "tsne" in metrics and writes is not None:  # a plot: the main process's work alone
         from .embed import embedding_plot

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..processes import distributed_state, is_main_process
+from ..processes import broadcast, distributed_state, is_main_process
 from .extractors import SynthXrayExtractor, get_extractor, to_uint8_rgb
 from .fid import Features, compute_features
 
@@ -102,23 +102,43 @@ def memorization(
     synthetic = load_dataset(synthetic)
     rng = np.random.default_rng(seed)
     ref_idx = np.sort(rng.choice(len(train), min(reference_size, len(train)), replace=False))
-    spaces: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
-    spaces["pixel"] = (pixel_matrix(synthetic, pixel_size), pixel_matrix(train, pixel_size), "rmse")
+    # the feature extractions are collective on N processes (sharded); the pixel matrices, the nearest-neighbour
+    # search and the files are the main process's alone, and its report goes to the others
+    features: dict[str, np.ndarray] = {}
     if extractor is not None:
         ext = extractor if isinstance(extractor, SynthXrayExtractor) else get_extractor(extractor)
         tf = train_features or compute_features(train, ext, batch_size=batch_size, progress=progress, cache=cache,
                                                 cache_dir=cache_dir, desc="train features")
         sf = synthetic_features or compute_features(synthetic, ext, batch_size=batch_size, progress=progress,
                                                     desc="synthetic features")
-        spaces["feature"] = (sf.features, tf.features, "cosine")
-    holdout_space: dict[str, np.ndarray] = {}
+        features.update(synthetic=sf.features, train=tf.features)
     if holdout is not None:
         holdout = load_dataset(holdout)
-        holdout_space["pixel"] = pixel_matrix(holdout, pixel_size)
-        if "feature" in spaces:
-            holdout_space["feature"] = compute_features(holdout, ext, batch_size=batch_size, progress=progress,
-                                                        cache=cache, cache_dir=cache_dir, desc="holdout features").features
+        if features:
+            features["holdout"] = compute_features(holdout, ext, batch_size=batch_size, progress=progress,
+                                                   cache=cache, cache_dir=cache_dir, desc="holdout features").features
+    state = distributed_state()
+    report = None
+    if is_main_process(state):
+        spaces: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+        spaces["pixel"] = (pixel_matrix(synthetic, pixel_size), pixel_matrix(train, pixel_size), "rmse")
+        if features:
+            spaces["feature"] = (features["synthetic"], features["train"], "cosine")
+        holdout_space: dict[str, np.ndarray] = {}
+        if holdout is not None:
+            holdout_space["pixel"] = pixel_matrix(holdout, pixel_size)
+            if "holdout" in features:
+                holdout_space["feature"] = features["holdout"]
+        description = getattr(ext, "description", "") if features else ""
+        report = _report(train, synthetic, spaces, holdout_space, ref_idx, quantile, threshold, top_k, pixel_size,
+                         description, output_dir)
+    return broadcast(report, state)
 
+
+def _report(train, synthetic, spaces: dict, holdout_space: dict, ref_idx: np.ndarray, quantile: float,
+            threshold: dict[str, float] | None, top_k: int, pixel_size: int, description: str,
+            output_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """Distances, thresholds and closest pairs per space; with ``output_dir``, the grids, histogram and distances."""
     report: dict[str, Any] = {"num_train": len(train), "num_synthetic": len(synthetic), "quantile": quantile,
                               "pixel_size": pixel_size, "spaces": {}}
     per_image: dict[str, Any] = {}
@@ -135,7 +155,7 @@ def memorization(
             origin = "given"
         order = np.argsort(d)[:top_k]
         report["spaces"][name] = {
-            "metric": "RMSE of [0,1] pixels" if metric == "rmse" else f"cosine distance of {getattr(ext, 'description', '')} features",
+            "metric": "RMSE of [0,1] pixels" if metric == "rmse" else f"cosine distance of {description} features",
             "synthetic_to_train": _describe(d),
             "reference": _describe(ref),
             "threshold": thr,
@@ -145,7 +165,7 @@ def memorization(
             "closest_pairs": [(int(i), int(j[i]), float(d[i])) for i in order],
         }
         per_image[name] = {"distance": d.tolist(), "nearest_train_index": j.tolist(), "reference": ref.tolist()}
-    if output_dir is not None and is_main_process(distributed_state()):  # on N processes, the main one writes
+    if output_dir is not None:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "memorization_distances.json").write_text(json.dumps(per_image) + "\n")

@@ -64,7 +64,7 @@ def test_cli_evaluate_on_two_processes_writes_one_complete_report(tiny_ddpm_dir,
     out = tmp_path / "eval"
     flags = ["--real", real, "--synthetic", tiny_ddpm_dir, "--num_samples", "10", "--num_inference_steps", "2",
              "--batch_size", "4", "--extractor", "random", "--per_class", "--metrics", "fid", "kid", "precision", "recall",
-             "memorization", "--cache_dir", tmp_path / "cache", "--output", out, "--device", "cpu"]
+             "memorization", "label_fidelity", "--cache_dir", tmp_path / "cache", "--output", out, "--device", "cpu"]
     run_ = torchrun(["-m", "synthxray.cli", "evaluate", *flags])
     assert run_.stdout.count("wrote ") == 1 and run_.stdout.count("| overall |") == 1  # printed by the main process
     assert sorted(p.name for p in out.iterdir()) == [
@@ -75,8 +75,15 @@ def test_cli_evaluate_on_two_processes_writes_one_complete_report(tiny_ddpm_dir,
     assert report["memorization"]["num_synthetic"] == 10
     assert len(list((tmp_path / "cache").iterdir())) == 2  # the 10-image real subset, the 16 training images
 
-    one = evaluate(real, load_generator(tiny_ddpm_dir, device="cpu"), metrics=("fid", "kid", "precision", "recall"),
+    one = evaluate(real, load_generator(tiny_ddpm_dir, device="cpu"),
+                   metrics=("fid", "kid", "precision", "recall", "memorization", "label_fidelity"),
                    extractor="random", per_class=True, num_samples=10, batch_size=4, cache=False, progress=False,
                    generate_kwargs={"num_inference_steps": 2, "batch_size": 4})
     for key, value in _rows(report["rows"]).items():
         assert value == pytest.approx(_rows(one.to_dict()["rows"])[key], **FID), key
+    # the main process's nearest neighbours and label classifier: the one-process results
+    for space in ("pixel", "feature"):
+        two_m, one_m = report["memorization"]["spaces"][space], one.memorization["spaces"][space]
+        assert two_m["fraction_below"] == one_m["fraction_below"]
+        assert two_m["synthetic_to_train"] == pytest.approx(one_m["synthetic_to_train"], rel=1e-4)
+    assert report["label_fidelity"]["synthetic"]["accuracy"] == one.label_fidelity["synthetic"]["accuracy"]
