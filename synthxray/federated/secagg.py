@@ -142,6 +142,8 @@ class _Rounds:
             key=lambda c: c.get("partition_id", 0))
         self.current["failures"] = failure_reasons(failures)
         params, metrics = super().aggregate_fit(server_round + self.offset, results, failures)
+        if params is not None:  # SecAgg+ dequantises to float64: back to the model's dtypes, or the next round's
+            params = to_parameters(to_state(params, self.keys, self.like), self.keys)  # downlink doubles
         self.current.update(aggregated={k.replace("-", "_"): v for k, v in (metrics or {}).items()}, updated=params is not None)
         return params, metrics
 

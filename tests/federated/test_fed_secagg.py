@@ -148,6 +148,8 @@ def test_secagg_through_flowers_simulation_engine(tiny_npz, tmp_path):
     run_federated(fed(tiny_npz, out, num_rounds=2, inject_failures=["1:2"], client_num_cpus=2))
     rounds = json.loads((out / "rounds.json").read_text())["rounds"]
     assert [len(r["clients"]) for r in rounds] == [3, 2] and all(r["updated"] for r in rounds)
+    # the global model stays float32 between rounds (SecAgg+ dequantises to float64): round 2 sends what round 1 did
+    assert rounds[1]["bytes_down"] < 1.1 * rounds[0]["bytes_down"]
     assert "injected failure: site 1 in round 2" in rounds[1]["failures"][0]["reason"]
     gen = load_generator(out, device="cpu")
     assert len(gen.generate(2, class_label=gen.class_names[0], seed=0, num_inference_steps=2)) == 2
