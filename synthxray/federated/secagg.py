@@ -178,13 +178,10 @@ class SecAggFedProx(_Rounds, LegacyFedProx):
 
 
 def weighted_losses(pairs: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
-    """The plain path's ``aggregate_losses`` on the legacy strategy's (num_examples, metrics) pairs."""
-    from flwr.app import MetricRecord, RecordDict
-
-    from .server_app import aggregate_losses
-
-    records = [RecordDict({"metrics": MetricRecord({**m, "num-examples": n})}) for n, m in pairs]
-    return dict(aggregate_losses(records, "num-examples"))
+    """The example-weighted mean of the sites' losses (what ``aggregate_losses`` gives on the plain path)."""
+    total = sum(n for n, _ in pairs) or 1
+    keys = {k for _, m in pairs for k in m if k.startswith("train-loss")}
+    return {k: sum(n * float(m[k]) for n, m in pairs if k in m) / total for k in sorted(keys)}
 
 
 def max_weight(cfg: FederatedConfig, data_info: dict | None) -> float:
@@ -207,7 +204,7 @@ def make_secagg_strategy(cfg: FederatedConfig, state: State, start_round: int, t
     if peak >= cfg.secagg_clipping_range:
         raise ValueError(f"secure_aggregation: the global weights reach |w| = {peak:.3g}, beyond secagg_clipping_range "
                          f"{cfg.secagg_clipping_range}; raise secagg_clipping_range")
-    sample = cfg.sites_per_round
+    sample = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
     common = dict(fraction_fit=cfg.fraction_train, fraction_evaluate=0.0, min_fit_clients=sample, min_evaluate_clients=0,
                   min_available_clients=cfg.num_clients, initial_parameters=to_parameters(state, keys),
                   fit_metrics_aggregation_fn=weighted_losses, accept_failures=True)

@@ -41,15 +41,16 @@ def make_strategy(cfg: FederatedConfig) -> Strategy:
     # FedAvg sizes its sample from the nodes connected *before* it waits for min_available_nodes, so a
     # deployment round that starts while a SuperNode is still connecting would sample too few: ask for
     # fraction_train of num_clients outright
-    sample = cfg.sites_per_round
+    sample = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
     common = dict(train_metrics_aggr_fn=aggregate_losses,
         fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=sample,
         min_evaluate_nodes=0, min_available_nodes=cfg.num_clients, weighted_by_key="num-examples",
     )
     strategy: Strategy = FedProx(proximal_mu=cfg.proximal_mu, **common) if cfg.strategy == "fedprox" else FedAvg(**common)
     if cfg.dp_noise_multiplier is not None:
+        sampled = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
         strategy = DifferentialPrivacyClientSideFixedClipping(
-            strategy, noise_multiplier=cfg.dp_noise_multiplier, clipping_norm=cfg.dp_clipping_norm, num_sampled_clients=sample
+            strategy, noise_multiplier=cfg.dp_noise_multiplier, clipping_norm=cfg.dp_clipping_norm, num_sampled_clients=sampled
         )
     return strategy
 
