@@ -1,4 +1,4 @@
-"""The one launcher of the 2-process tests (importable as ``twoprocs``): the README's CPU recipe,
+"""The one launcher of the 2-process tests (importable as ``twoprocs``): the CPU recipe of docs/multi-process.md,
 ``ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 ...`` (gloo, a free port each time)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training on 2 CPU processes (gloo), launched as the README says: step and epoch accounting, checkpoint
+"""Training on 2 CPU processes (gloo), launched as docs/multi-process.md says: step and epoch accounting, checkpoint
 layout, resume, and the time budget stopping every rank at the same step."""
 
 from __future__ import annotations
