@@ -74,6 +74,33 @@ def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
     return [int(p) for p in parts]
 
 
+def capped_split(total: int, weights: Sequence[float], caps: Sequence[int]) -> list[int]:
+    """:func:`largest_remainder`, with no part above its cap: a class that hits its cap keeps the cap, and the
+    rest of ``total`` is split again over the others in their weights (water-filling). ``total`` above
+    ``sum(caps)`` is a ``ValueError``."""
+    caps = [int(c) for c in caps]
+    if total > sum(caps):
+        raise ValueError(f"cannot take {total} from parts that hold {sum(caps)} in all ({caps})")
+    parts = [0] * len(caps)
+    open_ = [i for i in range(len(caps)) if caps[i] > 0]
+    rest = int(total)
+    while rest > 0:
+        w = [float(weights[i]) for i in open_]
+        if sum(w) == 0:
+            w = [1.0] * len(open_)
+        split = largest_remainder(rest, w)
+        over = [i for i, n in zip(open_, split) if parts[i] + n >= caps[i]]
+        if not over:
+            for i, n in zip(open_, split):
+                parts[i] += n
+            break
+        for i in over:  # these classes are full; the others share what is left in the next pass
+            rest -= caps[i] - parts[i]
+            parts[i] = caps[i]
+        open_ = [i for i in open_ if i not in over]
+    return parts
+
+
 def proportional_counts(class_counts: Mapping[K, int], total: int) -> dict[K, int]:
     """``total`` split over the classes of ``class_counts`` in their proportions (``largest_remainder``)."""
     if sum(class_counts.values()) == 0:

@@ -140,7 +140,7 @@ def check_plan(spec: ExperimentSpec, data: ExperimentData, recipes: list[Recipe]
     problems = []
     for r in recipes:
         try:
-            recipe_counts(real_counts, data.pool_counts if r.needs_pool else None, r, spec.balance, spec.ratio_of)
+            recipe_counts(real_counts, data.pool_counts if r.needs_pool else None, r, spec.balance, spec.ratio_of, spec.strict_counts)
         except ValueError as exc:
             problems.append(str(exc))
     if problems:

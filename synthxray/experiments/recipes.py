@@ -13,6 +13,12 @@ Counts, the rules every recipe follows:
 * ``balance="balanced"`` splits that total equally over the classes (seed 004 made 1,200 of each);
   ``balance="real"`` splits it in the real training set's class proportions; ``balance="pool"`` in
   the pool's own proportions (Synth-100 is then the whole pool, whatever its class mix).
+* A pool whose classes are unequal, or smaller than the split asks for, still serves every share of
+  it (the default, ``strict=False``): a class the pool runs short of gives all it holds, and the rest
+  of the total is split over the other classes in the same proportions
+  (:func:`synthxray.classes.capped_split`). So Synth-100 is the whole pool under any ``balance``,
+  and Synth-50 is half of it, as equal per class as the pool allows. ``strict=True`` (the spec's
+  ``strict_counts: true``) keeps the exact split and refuses a recipe the pool cannot serve.
 
 Named recipes (any number works where a number is shown):
 
@@ -56,7 +62,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..classes import largest_remainder, match_class_names
+from ..classes import capped_split, largest_remainder, match_class_names
 
 BALANCES = ("balanced", "real", "pool")
 RATIO_OF = ("synthetic", "real")
@@ -125,11 +131,13 @@ class Recipe:
                     "(ratio_of: synthetic, the default: synth-N takes N% of the pool); use at most 100, or ratio_of: real to count N% of the real set"
                 )
 
-    def describe(self, ratio_of: str = DEFAULT_RATIO_OF, balance: str = "balanced") -> str:
+    def describe(self, ratio_of: str = DEFAULT_RATIO_OF, balance: str = "balanced", strict: bool = False) -> str:
         """The recipe in words, under the experiment's ``ratio_of`` and ``balance`` (a recipe's own override wins)."""
         ratio_of, balance = self.ratio_of or ratio_of, self.balance or balance
         real = "all real" if self.real_fraction == 1 else ("no real" if self.real_fraction == 0 else f"{self.real_fraction:.0%} of each real class")
         mix = {"balanced": "equal per class", "real": "in the real class mix", "pool": "in the pool's class mix"}[balance]
+        if balance != "pool":
+            mix += ", exactly" if strict else " as far as the pool allows"
         if not self.uses_synthetic:
             synth = "no synthetic"
         elif self.synthetic_ratio == "all":
@@ -212,17 +220,23 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _synthetic_share(recipe: Recipe, ratio: float, real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, balance: str, ratio_of: str) -> list[int]:
-    """Synthetic images per class that ``ratio`` asks for under the count rules (not checked against the pool)."""
+def _synthetic_share(recipe: Recipe, ratio: float, real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, balance: str, ratio_of: str,
+                     strict: bool = False) -> list[int]:
+    """Synthetic images per class that ``ratio`` asks for under the count rules; unless ``strict``, capped by what the
+    pool holds per class, the shortfall going to the other classes (the caller checks the result against the pool)."""
     if ratio_of == "synthetic" and synthetic_counts is None:
         raise ValueError(f"recipe {recipe.name!r} counts a share of the synthetic pool (ratio_of: synthetic), but the experiment has no synthetic data")
     total = _round(ratio * sum(real_counts if ratio_of == "real" else synthetic_counts))
     weights = {"balanced": [1.0] * len(real_counts), "real": list(real_counts), "pool": list(synthetic_counts or real_counts)}[balance]
+    if not strict and synthetic_counts is not None and total <= sum(synthetic_counts):
+        return capped_split(total, weights, synthetic_counts)
     return largest_remainder(total, weights)
 
 
-def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = DEFAULT_RATIO_OF) -> tuple[list[int], list[int]]:
-    """(real per class, synthetic per class) that ``recipe`` takes; errors, naming the recipe, when the pool is too small.
+def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = DEFAULT_RATIO_OF,
+                  strict: bool = False) -> tuple[list[int], list[int]]:
+    """(real per class, synthetic per class) that ``recipe`` takes; errors, naming the recipe, when the pool is too small
+    (in all, or, with ``strict``, for the exact class split).
 
     For an oversampling recipe the real counts include the repeats (see :func:`oversample_counts`).
     """
@@ -234,7 +248,7 @@ def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | 
     recipe.check(ratio_of)
     real = [_round(recipe.real_fraction * n) for n in real_counts]
     if recipe.oversample_like is not None:
-        extra = oversample_counts(real_counts, synthetic_counts, recipe, balance, ratio_of)
+        extra = oversample_counts(real_counts, synthetic_counts, recipe, balance, ratio_of, strict)
         return [a + b for a, b in zip(real, extra)], [0] * len(real_counts)
     if not recipe.uses_synthetic:
         return real, [0] * len(real_counts)
@@ -242,23 +256,25 @@ def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | 
         raise ValueError(f"recipe {recipe.name!r} needs synthetic images, but the experiment has no synthetic data")
     if recipe.synthetic_ratio == "all":
         return real, list(synthetic_counts)
-    synth = _synthetic_share(recipe, float(recipe.synthetic_ratio), real_counts, synthetic_counts, balance, ratio_of)
+    synth = _synthetic_share(recipe, float(recipe.synthetic_ratio), real_counts, synthetic_counts, balance, ratio_of, strict)
     short = [(i, need, have) for i, (need, have) in enumerate(zip(synth, synthetic_counts)) if need > have]
     if short:
         detail = ", ".join(f"class {i}: needs {need}, pool has {have}" for i, need, have in short)
         raise ValueError(
-            f"recipe {recipe.name!r} ({recipe.describe(ratio_of, balance)}) needs more synthetic images than the pool holds ({detail}); "
+            f"recipe {recipe.name!r} ({recipe.describe(ratio_of, balance, strict)}) needs more synthetic images than the pool holds ({detail}); "
             "generate more, lower the ratio" + (", or use balance: pool" if balance != "pool" else "")
+            + (", or set strict_counts: false to take what each class holds" if strict and sum(synth) <= sum(synthetic_counts) else "")
         )
     return real, synth
 
 
-def oversample_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = DEFAULT_RATIO_OF) -> list[int]:
+def oversample_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, recipe: Recipe, balance: str = "balanced", ratio_of: str = DEFAULT_RATIO_OF,
+                      strict: bool = False) -> list[int]:
     """Extra real images per class (drawn again with replacement) that make ``balanced-real-N`` match synth-N's counts."""
     balance, ratio_of = recipe.balance or balance, recipe.ratio_of or ratio_of
     if recipe.oversample_like is None:
         return [0] * len(real_counts)
-    extra = _synthetic_share(recipe, float(recipe.oversample_like), real_counts, synthetic_counts, balance, ratio_of)
+    extra = _synthetic_share(recipe, float(recipe.oversample_like), real_counts, synthetic_counts, balance, ratio_of, strict)
     empty = [i for i, (e, n) in enumerate(zip(extra, real_counts)) if e > 0 and n == 0]
     if empty:
         raise ValueError(f"recipe {recipe.name!r}: classes {empty} have no real image to oversample")
@@ -306,6 +322,7 @@ def _pick(labels: np.ndarray, per_class: Sequence[int], rng: np.random.Generator
 def select_indices(
     real_labels: np.ndarray, synthetic_labels: np.ndarray | None, num_classes: int, recipe: Recipe, seed: int, balance: str = "balanced",
     synthetic_class_map: Sequence[int] | None = None, ratio_of: str = DEFAULT_RATIO_OF, synthetic_counts: Sequence[int] | None = None,
+    strict: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of the real set, real rows drawn again (oversampling), and synthetic rows a recipe takes (the seed picks which).
 
@@ -317,8 +334,8 @@ def select_indices(
         mapped = synthetic_labels if synthetic_class_map is None else np.asarray(synthetic_class_map)[synthetic_labels]
         synth_counts = np.bincount(mapped, minlength=num_classes).tolist() if len(mapped) else [0] * num_classes
     kept = Recipe(recipe.name, real_fraction=recipe.real_fraction, synthetic_ratio=recipe.synthetic_ratio, balance=recipe.balance, ratio_of=recipe.ratio_of)
-    n_real, n_synth = recipe_counts(real_counts, synth_counts, kept, balance, ratio_of)
-    extra = oversample_counts(real_counts, synth_counts, recipe, balance, ratio_of)
+    n_real, n_synth = recipe_counts(real_counts, synth_counts, kept, balance, ratio_of, strict)
+    extra = oversample_counts(real_counts, synth_counts, recipe, balance, ratio_of, strict)
     rng = np.random.default_rng([int(seed), 7])
     real_idx = _pick(real_labels, n_real, rng)
     repeat_idx = np.concatenate([rng.choice(real_idx[real_labels[real_idx] == c], e, replace=True) for c, e in enumerate(extra) if e]) if sum(extra) else np.zeros(0, dtype=int)
@@ -337,6 +354,7 @@ def augment(
     shuffle: bool = False,
     recipe: Recipe | str | Mapping[str, Any] | None = None,
     synthetic_counts: Sequence[int] | None = None,
+    strict: bool = False,
 ):
     """Mix a real and a synthetic dataset into one ``datasets.Dataset``.
 
@@ -344,7 +362,9 @@ def augment(
     the pool: seed 004's convention, ``ratio_of="synthetic"``) or of the real set's size
     (``ratio_of="real"``), or ``"all"`` for the whole synthetic set; ``real_fraction`` keeps that
     share of every real class; ``balance`` is ``"balanced"`` (equal synthetic counts per class),
-    ``"real"`` (the real class proportions) or ``"pool"`` (the pool's proportions). ``recipe`` (a
+    ``"real"`` (the real class proportions) or ``"pool"`` (the pool's proportions), as far as the pool
+    allows (a class it runs short of gives all it holds and the others make up the rest), or exactly
+    with ``strict=True`` (an error when the pool cannot). ``recipe`` (a
     :class:`Recipe` or a recipe name) replaces ``ratio``/``real_fraction``, and errors name it.
     Synthetic labels are mapped to the real classes by name. The result has ``image``, ``label``
     (the real ClassLabel), ``source`` (``"real"``, ``"real-repeat"`` for oversampled repeats,
@@ -366,7 +386,7 @@ def augment(
         synthetic = load_dataset(synthetic)
         synth_map = match_class_names(names, synthetic.features["label"].names)
     real_idx, repeat_idx, synth_idx = select_indices(_labels(real), _labels(synthetic) if synthetic is not None else None, len(names), recipe, seed,
-                                                     balance, synth_map, ratio_of, synthetic_counts)
+                                                     balance, synth_map, ratio_of, synthetic_counts, strict)
     label_feature = datasets.ClassLabel(names=names)
 
     def part(ds, idx: np.ndarray, source: str, class_map: Sequence[int] | None):

@@ -202,6 +202,23 @@ def paired_cell(p: dict[str, Any] | None, metric: str = "accuracy") -> str:
     return text
 
 
+def counts_markdown(runs: Sequence[dict[str, Any]], recipes: Sequence[str]) -> str:
+    """How each recipe's training set was drawn: the rule in words and the images per class (seed 0's, or the first seed's)."""
+    lines = ["", "How the counts were drawn (images per class; repeats are real images drawn again):", ""]
+    for name in recipes:
+        run = min((x for x in runs if x["recipe"] == name), key=lambda x: x["seed"], default=None)
+        if run is None:
+            continue
+        c = run["counts"]
+        parts = [f"real {c['real_per_class']}"]
+        if c.get("real_repeats"):
+            parts.append(f"repeats {c['real_repeats_per_class']}")
+        if c.get("synthetic"):
+            parts.append(f"synthetic {c['synthetic_per_class']}")
+        lines.append(f"- {display_name(name)}: {run.get('recipe_description', name)}; " + ", ".join(parts))
+    return "\n".join(lines) + "\n" if len(lines) > 3 else ""
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> str:
     """Seed 004's table (Experiment, Accuracy, F1, AUC, Δ vs Baseline) plus spread, CI, precision, recall and paired Δs."""
     lines = []

@@ -29,7 +29,7 @@ import torch
 from .classifier import Classifier, load_classifier
 from .data import VAL_SPLIT_SEED, ExperimentData, check_plan, known_pool_counts, prepare_data, prepare_synthetic  # noqa: F401
 from .recipes import SOURCE_REPEAT, SOURCE_SYNTHETIC, Recipe, augment, display_name
-from .report import aggregate, compute_metrics, markdown_table, write_csv, write_json, write_plots
+from .report import aggregate, compute_metrics, counts_markdown, markdown_table, write_csv, write_json, write_plots
 from .robustness import robustness
 from .spec import BackboneSpec, ExperimentSpec, load_spec
 from .train import predict_tensors, train_classifier
@@ -69,7 +69,7 @@ def run_config(spec: ExperimentSpec, backbone: BackboneSpec, recipe: Recipe, see
     return {
         "backbone": backbone.to_dict(), "recipe": asdict(recipe), "seed": seed,
         "training": asdict(spec.train_config(backbone)), "image_size": spec.image_size, "channels": spec.channels,
-        "balance": recipe.balance or spec.balance, "ratio_of": recipe.ratio_of or spec.ratio_of, "val_fraction": spec.val_fraction if spec.val is None else None,
+        "balance": recipe.balance or spec.balance, "ratio_of": recipe.ratio_of or spec.ratio_of, **({"strict_counts": True} if spec.strict_counts else {}), "val_fraction": spec.val_fraction if spec.val is None else None,
         "val_split": "datasets.train_test_split(stratify_by_column=label)" if spec.val is None else None,
         "max_real_train": spec.max_real_train, "positive_class": spec.positive_class,
         "data": {k: s[k] for k in ("real_train", "real_train_split", "val", "val_split", "test", "test_split")},
@@ -126,7 +126,7 @@ def train_one(spec: ExperimentSpec, data: ExperimentData, backbone: BackboneSpec
     """Build the recipe's training set with :func:`augment`, train, test, optionally attack, save."""
     started = time.time()
     mixed = augment(data.real, data.synthetic if recipe.uses_synthetic else None, recipe=recipe, seed=seed, balance=spec.balance,
-                    ratio_of=spec.ratio_of, synthetic_counts=data.pool_counts if recipe.needs_pool else None)
+                    ratio_of=spec.ratio_of, synthetic_counts=data.pool_counts if recipe.needs_pool else None, strict=spec.strict_counts)
     source = np.asarray(mixed["source"])
     index = np.asarray(mixed["source_index"], dtype=int)
     labels = torch.as_tensor(np.asarray(mixed["label"], dtype=np.int64))
@@ -170,7 +170,7 @@ def train_one(spec: ExperimentSpec, data: ExperimentData, backbone: BackboneSpec
     metrics = compute_metrics(data.test_y.numpy(), probs, data.class_names, data.positive)
     result: dict[str, Any] = {
         "backbone": backbone.id, "backbone_name": backbone.name, "recipe": recipe.name, "experiment": display_name(recipe.name),
-        "recipe_description": recipe.describe(spec.ratio_of, spec.balance), "seed": seed, "counts": counts, "metrics": metrics, "history": history,
+        "recipe_description": recipe.describe(spec.ratio_of, spec.balance, spec.strict_counts), "seed": seed, "counts": counts, "metrics": metrics, "history": history,
         "init_checksum": checksum, "class_weight": None if weight is None else weight.tolist(),
         "best_epoch": next((h["epoch"] for h in reversed(history) if h.get("best")), None),
         "model": {"pretrained": model.pretrained, "weights_note": model.weights_note, "trainable": model.trainable,
@@ -321,7 +321,7 @@ def write_report(spec: ExperimentSpec, out: Path, class_names: list[str] | None 
     rows = aggregate(runs, backbones, recipes, spec.baseline, spec.compare_to)
     if class_names is None and runs:
         class_names = list(runs[0]["counts"]["real_per_class"])
-    md = markdown_table(rows, spec.baseline)
+    md = markdown_table(rows, spec.baseline) + counts_markdown(runs, recipes)
     files = [out / "results.csv", out / "results.json", out / "results.md"]
     write_csv(rows, files[0])
     random_init = sorted({r["backbone"] for r in runs if not r["model"]["pretrained"]})

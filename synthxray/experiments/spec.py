@@ -155,6 +155,7 @@ class ExperimentSpec:
     compare_to: list[str] | None = None  # recipes paired deltas are taken against; default baseline + balanced-real*
     balance: str = "balanced"  # synthetic class mix: balanced | real | pool
     ratio_of: str = DEFAULT_RATIO_OF  # synth-N counts N% of the synthetic pool (synthetic: seed 004) or of the real set (real)
+    strict_counts: bool = False  # true: refuse a recipe whose exact class split the pool cannot serve (default: a short class gives all it holds)
     epochs: int = 20
     image_size: int = 224
     channels: int | None = None  # 1 or 3; default: 1 for grayscale data
@@ -218,6 +219,8 @@ class ExperimentSpec:
             raise ValueError(f"balance must be one of {BALANCES}, got {self.balance!r}")
         if self.ratio_of not in RATIO_OF:
             raise ValueError(f"ratio_of must be one of {RATIO_OF}, got {self.ratio_of!r}")
+        if not isinstance(self.strict_counts, bool):
+            raise ValueError(f"strict_counts must be true or false, got {self.strict_counts!r}")
         for r in self.recipes:
             r.check(self.ratio_of)  # a share of the pool above 100% is rejected here, not mid-run
         if not 0 < self.val_fraction < 1:

@@ -97,3 +97,9 @@ def tiny_generator(tmp_path_factory):
 def pool200():
     """A balanced 200-image synthetic pool: larger than the 80-image real set."""
     return make_dataset({"normal": 100, "pneumonia": 100}, seed=5, provenance=True)
+
+
+@pytest.fixture(scope="session")
+def pool_unequal():
+    """A 120-image synthetic pool in a skewed class mix (30 normal / 90 pneumonia), like one made in the real mix."""
+    return make_dataset({"normal": 30, "pneumonia": 90}, seed=6, provenance=True)

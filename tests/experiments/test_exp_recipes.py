@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synthxray import augment
-from synthxray.classes import largest_remainder
+from synthxray.classes import capped_split, largest_remainder
 from synthxray.experiments.recipes import Recipe, oversample_counts, parse_recipe, recipe_counts
 from synthxray.experiments.train import epoch_batches
 
@@ -101,6 +101,32 @@ def test_counts_helpers():
     assert recipe_counts([10, 30], [20, 20], parse_recipe("synth-50"), "real") == ([10, 30], [5, 15])
 
 
+def test_capped_split_takes_what_each_class_holds():
+    assert capped_split(2400, [1, 1], [1800, 600]) == [1800, 600]  # the whole pool
+    assert capped_split(1200, [1, 1], [1800, 600]) == [600, 600]
+    assert capped_split(1200, [1, 1], [1800, 400]) == [800, 400]
+    assert capped_split(5, [1, 1, 1], [1, 10, 10]) == [1, 2, 2]
+    assert capped_split(4, [3, 1], [1, 100]) == [1, 3]
+    with pytest.raises(ValueError, match="cannot take 5"):
+        capped_split(5, [1, 1], [2, 2])
+
+
+def test_unequal_pool_counts_default_and_strict():
+    real, pool = [30, 50], [10, 70]
+    # default: synth-100 = the whole pool, synth-50 as equal as the pool allows; balanced-real copies the same counts
+    assert recipe_counts(real, pool, parse_recipe("synth-100")) == (real, [10, 70])
+    assert recipe_counts(real, pool, parse_recipe("synth-50")) == (real, [10, 30])
+    assert oversample_counts(real, pool, parse_recipe("balanced-real-100")) == [10, 70]
+    assert recipe_counts(real, pool, parse_recipe("synth-25")) == (real, [10, 10])
+    # the strict rule: the exact equal split or an error naming the recipe, the class and the way out
+    with pytest.raises(ValueError, match=r"recipe 'synth-100'.*class 0: needs 40, pool has 10.*strict_counts: false"):
+        recipe_counts(real, pool, parse_recipe("synth-100"), strict=True)
+    assert recipe_counts(real, pool, parse_recipe("synth-25"), strict=True) == (real, [10, 10])
+    # asking for more than the whole pool still fails without strict (ratio_of: real)
+    with pytest.raises(ValueError, match="more synthetic images than the pool holds"):
+        recipe_counts(real, pool, parse_recipe("synth-150"), ratio_of="real")
+
+
 def test_per_batch_ratio_for_mixed():
     rng = np.random.default_rng(0)
     batches = epoch_batches(n_real=100, n_synth=30, batch_size=10, synth_fraction=0.3, rng=rng)
@@ -136,13 +162,14 @@ def test_seed_004_names_mean_shares_of_the_pool_by_default(real_train, pool200):
 
 def test_describe_tells_the_truth_under_both_conventions():
     r = parse_recipe("synth-50")
-    assert r.describe() == "all real + 50% of the synthetic pool (equal per class)"
-    assert r.describe("real") == "all real + synthetic images = 50% of the real count (equal per class)"
+    assert r.describe() == "all real + 50% of the synthetic pool (equal per class as far as the pool allows)"
+    assert r.describe("real") == "all real + synthetic images = 50% of the real count (equal per class as far as the pool allows)"
+    assert r.describe(strict=True) == "all real + 50% of the synthetic pool (equal per class, exactly)"
     assert parse_recipe("limited-10").describe() == "10% of each real class + the whole synthetic pool"
     assert "oversampled" in parse_recipe("balanced-real").describe() and "50% of the synthetic pool" in parse_recipe("balanced-real").describe()
     assert "class-weighted" in parse_recipe("reweighted-real").describe()
     assert "fine-tuned on the real" in parse_recipe("pretrain-synth").describe()
-    assert Recipe("x", synthetic_ratio=0.5, ratio_of="real").describe("synthetic").endswith("50% of the real count (equal per class)")  # its own override wins
+    assert Recipe("x", synthetic_ratio=0.5, ratio_of="real").describe("synthetic").endswith("50% of the real count (equal per class as far as the pool allows)")  # its own override wins
 
 
 def test_a_share_above_the_pool_is_rejected_by_name():

@@ -180,7 +180,28 @@ def test_seed_004_recipes_run_at_defaults_on_a_200_image_pool(tmp_path, real_tra
     res = run_experiment(tiny_spec(real_train, real_test, pool200, tmp_path / "exp", recipes=recipes, seeds=[0], epochs=1, plots=False))
     by = {r["recipe"]: r for r in res.runs}
     assert [by[n]["counts"]["synthetic"] for n in recipes] == [0, 50, 100, 200, 200, 200, 200]
-    assert by["synth-50"]["recipe_description"] == "all real + 50% of the synthetic pool (equal per class)"
+    assert by["synth-50"]["recipe_description"] == "all real + 50% of the synthetic pool (equal per class as far as the pool allows)"
+
+
+def test_seed_004_recipes_run_at_defaults_on_an_unequal_pool(tmp_path, real_train, real_test, pool_unequal):
+    # a pool made in the real class mix (30 normal / 90 pneumonia): the balanced split of synth-100 (60 + 60) and
+    # synth-50 (30 + 30) fits neither class exactly; at the defaults a short class gives all it holds
+    pool = pool_unequal
+    recipes = ["baseline", "synth-50", "synth-100", "balanced-real-100", "limited-25", "synth-only"]
+    res = run_experiment(tiny_spec(real_train, real_test, pool, tmp_path / "exp", recipes=recipes, seeds=[0], epochs=1, plots=False))
+    by = {r["recipe"]: r["counts"] for r in res.runs}
+    assert by["synth-100"]["synthetic_per_class"] == {"NORMAL": 30, "PNEUMONIA": 90}  # seed 004's Synth-100: the whole pool
+    assert by["synth-50"]["synthetic_per_class"] == {"NORMAL": 30, "PNEUMONIA": 30}  # half the pool, as equal as it allows
+    assert by["balanced-real-100"]["real_repeats_per_class"] == by["synth-100"]["synthetic_per_class"]  # the control copies the counts
+    assert by["synth-only"]["synthetic"] == 120
+    md = (tmp_path / "exp" / "results.md").read_text()
+    assert "How the counts were drawn" in md and "as far as the pool allows" in md
+    assert "- Synth-50: all real + 50% of the synthetic pool" in md and "synthetic {'NORMAL': 30, 'PNEUMONIA': 30}" in md
+    # the strict rule is still there as an option, and names the recipe and the class before anything trains
+    with pytest.raises(ValueError, match="recipe 'synth-100'.*class 0: needs 60, pool has 30.*strict_counts: false"):
+        run_experiment(tiny_spec(real_train, real_test, pool, tmp_path / "strict", recipes=recipes, seeds=[0], epochs=1, plots=False, strict_counts=True))
+    with pytest.raises(ValueError, match="strict_counts must be true or false"):
+        load_spec(tiny_spec(real_train, real_test, pool, tmp_path / "bad", strict_counts="yes"))
 
 
 def test_impossible_recipe_is_named_before_any_run_trains(tmp_path, real_train, real_test, synthetic, monkeypatch):
