@@ -174,9 +174,9 @@ def train_steps(folder: Path) -> int | None:
     info = json.loads((folder / "synthxray.json").read_text())
     extra = info.get("extra", {})
     fed = extra.get("federation") or {}
-    if fed:
-        return fed.get("total_local_steps") or (fed.get("num_rounds", 0) * fed.get("local_steps", 0) * fed.get("num_clients", 0))
-    return extra.get("train_steps") or extra.get("global_step")
+    if fed:  # every site trains every round (fraction_train 1): rounds x local steps x sites
+        return len(fed.get("rounds_done") or []) * int(fed.get("local_steps") or 0) * int(fed.get("sites") or 0)
+    return extra.get("train_steps")
 
 
 # ---- 3. hub + pools ---------------------------------------------------------------------------------

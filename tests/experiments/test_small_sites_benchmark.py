@@ -46,13 +46,14 @@ def test_small_sites_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert script.main(argv) == 0
     text = capsys.readouterr().out
     sites = json.loads((out / "data" / "sites.json").read_text())["sites"]
-    assert [s["num_images"] for s in sites] == [48, 12, 12]
+    assert [s["num_images"] for s in sites] == [48, 10, 10]
     fed = json.loads((out / "gen" / "federated" / "partitions.json").read_text())
     assert fed["class_counts"] == [s["class_counts"] for s in sites]  # the federation trained on the same sites
     for name in ("a", "b", "c1"):
         pool = json.loads((out / "pools" / name / "synthxray_dataset.json").read_text())
         assert "sites/pneumonia-ddpm-" in json.dumps(pool)  # sampled from the generator pulled by repo id
     report = json.loads((out / "report.json").read_text())
+    assert {n: g["train_steps"] for n, g in report["generators"].items()}["b"] == 1 * 1 * 3  # rounds x local steps x sites
     rows = {(r["site"], r["recipe"]): r for r in report["rows"]}
     assert rows[("site 1", "own + pool(c)")]["paired"]["balanced control"]["accuracy"]["n"] == 2
     assert ("site 2", "own + pool(c)") not in rows and ("site 2", "own + pool(b)") in rows
