@@ -59,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--majority_fraction", type=float, default=0.8, help="share of a small site's images from its majority class")
     p.add_argument("--partition_seed", type=int, default=0)
     p.add_argument("--large_minutes", type=float, default=12.0, help="(a) training budget at the large site")
+    p.add_argument("--extra_large_steps", type=int, default=None, metavar="N",
+                   help="also (a+): the large-site DDPM trained for N steps (not minutes), its pool and an own + pool(a+) row")
     p.add_argument("--rounds", type=int, default=4, help="(b) federated rounds")
     p.add_argument("--local_steps", type=int, default=10, help="(b) optimiser steps per site per round")
     p.add_argument("--local_minutes", type=float, default=4.0, help="(c) training budget at each small site")
@@ -155,11 +157,15 @@ def generators(args, out: Path, sites: list[dict]) -> dict[str, Path]:
     ddpm = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
             "--mixed_precision", "no", "--dynamo_backend", "no", "train_scripts/train_ddpm.py"]
     folders = {"a": gen / "large", "b": gen / "federated", **{f"c{k}": gen / f"local_{k}" for k in small}}
-    jobs = [("a", sites[0]["path"], args.large_minutes)] + [(f"c{k}", sites[k]["path"], args.local_minutes) for k in small]
+    jobs = [("a", sites[0]["path"], ["--max_train_minutes", str(args.large_minutes)])]
+    jobs += [(f"c{k}", sites[k]["path"], ["--max_train_minutes", str(args.local_minutes)]) for k in small]
+    if args.extra_large_steps:
+        folders["a+"] = gen / f"large_{args.extra_large_steps}steps"
+        jobs.append(("a+", sites[0]["path"], ["--max_train_steps", str(args.extra_large_steps)]))
     jobs = [j for j in jobs if args.names is None or j[0] in args.names]
-    for name, data, minutes in jobs:
+    for name, data, budget in jobs:
         if not (folders[name] / "synthxray.json").is_file():
-            _run(ddpm + ["--dataset", str(data), "--output_dir", str(folders[name]), "--max_train_minutes", str(minutes),
+            _run(ddpm + ["--dataset", str(data), "--output_dir", str(folders[name]), *budget,
                          "--seed", "0", "--checkpoints_total_limit", "1", "--resume_from_checkpoint", "latest", *args.generator_args],
                  gen / f"{folders[name].name}.log", env)
     if not (folders["b"] / "synthxray.json").is_file() and (args.names is None or "b" in args.names):
@@ -245,6 +251,8 @@ def experiments(args, out: Path, sites: list[dict], pool_paths: dict[str, Path])
         rows = [("a", first, names), ("b", ["synth-100"], {"synth-100": "own + pool(b)"})]
         if f"c{k}" in pool_paths:
             rows.append((f"c{k}", ["synth-100"], {"synth-100": "own + pool(c)"}))
+        if "a+" in pool_paths:
+            rows.append(("a+", ["synth-100"], {"synth-100": "own + pool(a+)"}))
         plan[k] = rows
     return plan
 
@@ -281,7 +289,7 @@ def classifiers(args, out: Path, sites: list[dict], pool_paths: dict[str, Path])
 def report(args, out: Path, sites: list[dict], folders: dict[str, Path], pool_paths: dict[str, Path], runs: dict[str, list[dict]]) -> str:
     from synthxray.experiments.sites import site_markdown, site_table
 
-    rows_order = [OWN, CONTROL, "own + pool(a)", "own + pool(b)", "own + pool(c)", "pretrain pool(a) → own"]
+    rows_order = [OWN, CONTROL, "own + pool(a)", "own + pool(b)", "own + pool(c)", "own + pool(a+)", "pretrain pool(a) → own"]
     refs = [CONTROL, OWN]
     rows = site_table(runs, args.backbone, rows_order, refs)
     gens = {n: {"folder": str(f), "train_steps": train_steps(f)} for n, f in folders.items() if (f / "synthxray.json").is_file()}
@@ -305,7 +313,9 @@ def main(argv=None) -> int:
     sites = make_sites(args, out)
     folders = generators(args, out, sites) if "generators" in args.stages else {
         n: p for n, p in {"a": out / "gen" / "large", "b": out / "gen" / "federated",
-                          **{f"c{s['site']}": out / "gen" / f"local_{s['site']}" for s in sites[1:]}}.items() if (p / "synthxray.json").is_file()}
+                          **{f"c{s['site']}": out / "gen" / f"local_{s['site']}" for s in sites[1:]},
+                          **({"a+": out / "gen" / f"large_{args.extra_large_steps}steps"} if args.extra_large_steps else {})}.items()
+        if (p / "synthxray.json").is_file()}
     pool_paths = pools(args, out, folders) if "pools" in args.stages else {
         n: out / "pools" / n for n in folders if (out / "pools" / n / "synthxray_dataset.json").is_file()}
     if ("classifiers" in args.stages or "report" in args.stages) and args.names is None:
