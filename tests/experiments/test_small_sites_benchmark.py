@@ -38,7 +38,7 @@ def test_small_sites_runs_end_to_end_and_resumes(tmp_path, capsys):
     script = _load_script()
     out = tmp_path / "out"
     argv = ["--data", str(_tiny_npz(tmp_path)), "--output_dir", str(out), "--sites", "3", "--large_fraction", "0.6",
-            "--large_minutes", "0.05", "--local_minutes", "0.05", "--local_sites", "1", "--rounds", "1", "--local_steps", "1",
+            "--large_minutes", "0.05", "--local_minutes", "0.05", "--local_sites", "1", "--rounds", "1", "--local_steps", "1", "--extra_large_steps", "2",
             "--generator_args=--resolution 16 --block_out_channels 8 16 --train_batch_size 8 --num_train_timesteps 50 "
             "--sample_steps 2 --checkpointing_steps 0 --save_images_steps 0",
             "--per_class", "4", "--gen_batch_size", "8", "--seeds", "0", "1", "--epochs", "1", "--image_size", "16",
@@ -49,17 +49,19 @@ def test_small_sites_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert [s["num_images"] for s in sites] == [48, 10, 10]
     fed = json.loads((out / "gen" / "federated" / "partitions.json").read_text())
     assert fed["class_counts"] == [s["class_counts"] for s in sites]  # the federation trained on the same sites
-    for name in ("a", "b", "c1"):
+    for name in ("a", "b", "c1", "a+"):
         pool = json.loads((out / "pools" / name / "synthxray_dataset.json").read_text())
         assert "sites/pneumonia-ddpm-" in json.dumps(pool)  # sampled from the generator pulled by repo id
     report = json.loads((out / "report.json").read_text())
-    assert {n: g["train_steps"] for n, g in report["generators"].items()}["b"] == 1 * 1 * 3  # rounds x local steps x sites
+    steps = {n: g["train_steps"] for n, g in report["generators"].items()}
+    assert steps["b"] == 1 * 1 * 3 and steps["a+"] == 2  # rounds x local steps x sites; a+ trained by steps
     rows = {(r["site"], r["recipe"]): r for r in report["rows"]}
     assert rows[("site 1", "own + pool(c)")]["paired"]["balanced control"]["accuracy"]["n"] == 2
     assert ("site 2", "own + pool(c)") not in rows and ("site 2", "own + pool(b)") in rows
     assert rows[("mean", "own + pool(a)")]["paired"]["own-only"]["shared_init"] is True
     assert "| mean | own + pool(b) | 2 |" in text
     mtimes = {p: p.stat().st_mtime for p in out.rglob("result.json")}
-    assert len(mtimes) == 2 * (6 + 5)
+    assert ("mean", "own + pool(a+)") in rows
+    assert len(mtimes) == 2 * (7 + 6)
     assert script.main(argv) == 0  # resumed: nothing retrained, same report
     assert {p: p.stat().st_mtime for p in out.rglob("result.json")} == mtimes
