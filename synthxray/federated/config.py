@@ -10,12 +10,12 @@ from typing import Any
 from ..training.common import help_field
 from ..training.ddpm import DDPMTrainingConfig
 
-PARTITIONS = ("iid", "dirichlet", "majority", "supernode")
+PARTITIONS = ("iid", "dirichlet", "majority", "large-site", "supernode")
 STRATEGIES = ("fedavg", "fedprox")
 
 # fields a resumed run must share with the run that wrote the checkpoints (the rest may change between runs)
 RESUME_KEYS = (
-    "num_clients", "partition", "dirichlet_alpha", "majority_fraction", "local_steps", "strategy", "seed", "resolution",
+    "num_clients", "partition", "dirichlet_alpha", "majority_fraction", "large_site_fraction", "local_steps", "strategy", "seed", "resolution",
     "channels", "block_out_channels", "layers_per_block", "attention", "mid_block_attention", "num_train_timesteps",
     "beta_schedule", "prediction_type", "dataset", "dataset_split", "backend", "backend_args",
 )
@@ -45,10 +45,12 @@ class FederatedConfig(DDPMTrainingConfig):
     partition: str = help_field(
         "iid",
         "iid | dirichlet (per-class Dirichlet(alpha) shares, flwr-datasets' DirichletPartitioner) | majority (each site "
-        "holds majority_fraction of one class) | supernode (deployment: each SuperNode reads its own data-path).",
+        "holds majority_fraction of one class) | large-site (site 0 an IID draw of large_site_fraction of the images, the "
+        "others majority sites over the rest) | supernode (deployment: each SuperNode reads its own data-path).",
     )
     dirichlet_alpha: float = help_field(0.5, "Concentration of the Dirichlet partition (smaller: more skewed).")
     majority_fraction: float = help_field(0.8, "Share of each site's images from its majority class (0.6-0.9 in seed 002).")
+    large_site_fraction: float = help_field(0.6, "partition: large-site: share of the images (an IID draw) at site 0.")
     num_rounds: int = help_field(10, "Federated rounds.")
     local_steps: int = help_field(50, "Optimiser steps each sampled client runs per round.")
     fraction_train: float = help_field(1.0, "Fraction of sites sampled each round, in (0, 1].")
@@ -111,8 +113,11 @@ class FederatedConfig(DDPMTrainingConfig):
             raise ValueError(f"fraction_train must be in (0, 1], got {self.fraction_train}")
         if not 1 <= self.min_train_clients <= self.num_clients:
             raise ValueError(f"min_train_clients must be in [1, num_clients={self.num_clients}], got {self.min_train_clients}")
-        if self.partition == "majority" and not 0.5 < self.majority_fraction < 1:
+        if self.partition in ("majority", "large-site") and not 0.5 < self.majority_fraction < 1:
             raise ValueError(f"majority_fraction must be in (0.5, 1) (seed 002 used 0.6-0.9), got {self.majority_fraction}")
+        if self.partition == "large-site" and (self.num_clients < 2 or not 0 < self.large_site_fraction < 1):
+            raise ValueError(f"partition: large-site needs num_clients >= 2 and large_site_fraction in (0, 1), got "
+                             f"{self.num_clients} and {self.large_site_fraction}")
         if self.partition == "dirichlet" and self.dirichlet_alpha <= 0:
             raise ValueError(f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
         if self.num_rounds < 1 or self.local_steps < 1:

@@ -100,6 +100,55 @@ class MajorityClassPartitioner(Partitioner):
         return self.dataset.select(self._indices[partition_id])
 
 
+class LargeSitePartitioner(Partitioner):
+    """One large site and ``num_partitions - 1`` small non-IID ones (the small-site scenario of issue 22).
+
+    Partition 0, the large site, is an IID draw of ``large_fraction`` of the images; the rest are shared out among
+    the small sites by :class:`MajorityClassPartitioner` (equal sizes, ``fraction`` of each from one majority class;
+    images it cannot place are left out and counted in ``unused``).
+    """
+
+    def __init__(self, num_partitions: int, large_fraction: float = 0.6, partition_by: str = "label",
+                 fraction: float = 0.8, seed: int = 42) -> None:
+        super().__init__()
+        if num_partitions < 2:
+            raise ValueError(f"a large-site partition needs at least 2 sites (1 large + small ones), got {num_partitions}")
+        if not 0 < large_fraction < 1:
+            raise ValueError(f"large_site_fraction must be in (0, 1), got {large_fraction}")
+        self._num_partitions, self._large, self._partition_by, self._seed = num_partitions, large_fraction, partition_by, seed
+        self._small = MajorityClassPartitioner(num_partitions - 1, partition_by, fraction, seed=seed)
+        self._indices: list[np.ndarray] | None = None
+        self.unused = 0
+
+    @property
+    def num_partitions(self) -> int:
+        return self._num_partitions
+
+    @property
+    def majority(self) -> list[int]:
+        """Majority class of each small site (partition 1, 2, ...)."""
+        self._determine()
+        return self._small.majority
+
+    def _determine(self) -> None:
+        if self._indices is not None:
+            return
+        n = len(self.dataset)
+        order = np.random.default_rng(self._seed).permutation(n)
+        cut = int(round(self._large * n))
+        large, rest = np.sort(order[:cut]), np.sort(order[cut:])
+        self._small.dataset = self.dataset.select(rest)
+        self._small._determine()
+        assert self._small._indices is not None
+        self._indices = [large] + [rest[i] for i in self._small._indices]
+        self.unused = self._small.unused
+
+    def load_partition(self, partition_id: int) -> "datasets.Dataset":
+        self._determine()
+        assert self._indices is not None
+        return self.dataset.select(self._indices[partition_id])
+
+
 def make_partitioner(cfg: "FederatedConfig", num_images: int) -> Partitioner:
     """The flwr-datasets partitioner ``cfg.partition`` names."""
     if cfg.partition == "iid":
@@ -111,6 +160,8 @@ def make_partitioner(cfg: "FederatedConfig", num_images: int) -> Partitioner:
         )
     if cfg.partition == "majority":
         return MajorityClassPartitioner(cfg.num_clients, "label", cfg.majority_fraction, seed=cfg.seed)
+    if cfg.partition == "large-site":
+        return LargeSitePartitioner(cfg.num_clients, cfg.large_site_fraction, "label", cfg.majority_fraction, seed=cfg.seed)
     raise ValueError(f"partition {cfg.partition!r} has no simulated partitioner (supernode: each site reads its own data)")
 
 
@@ -136,6 +187,9 @@ def check_partition(cfg: "FederatedConfig", ds: "datasets.Dataset", names: Seque
         )
     if cfg.partition == "majority":
         MajorityClassPartitioner(cfg.num_clients, "label", cfg.majority_fraction).site_counts(counts.tolist())
+    if cfg.partition == "large-site":  # the small sites' share, in the whole set's class mix (the exact draw may differ by a few)
+        rest = proportional_counts(dict(enumerate(counts.tolist())), len(ds) - int(round(cfg.large_site_fraction * len(ds))))
+        MajorityClassPartitioner(cfg.num_clients - 1, "label", cfg.majority_fraction).site_counts([rest[j] for j in range(len(counts))])
 
 
 def partition_dataset(cfg: "FederatedConfig", ds: "datasets.Dataset") -> list["datasets.Dataset"]:
@@ -177,7 +231,8 @@ def write_partitions(out: Path, cfg: "FederatedConfig", counts: Sequence[dict[st
     data = {
         "partition": cfg.partition, "num_clients": cfg.num_clients, "seed": cfg.seed,
         "dirichlet_alpha": cfg.dirichlet_alpha if cfg.partition == "dirichlet" else None,
-        "majority_fraction": cfg.majority_fraction if cfg.partition == "majority" else None,
+        "majority_fraction": cfg.majority_fraction if cfg.partition in ("majority", "large-site") else None,
+        "large_site_fraction": cfg.large_site_fraction if cfg.partition == "large-site" else None,
         "unused_images": unused, "class_counts": list(counts),
     }
     path.write_text(json.dumps(data, indent=2) + "\n")

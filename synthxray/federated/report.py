@@ -29,7 +29,8 @@ def federation_summary(cfg: FederatedConfig, history: dict[str, Any], data: dict
     return {
         "framework": "Flower", "engine": data.get("engine"), "backend": cfg.backend, "sites": cfg.num_clients, "partition": cfg.partition,
         "dirichlet_alpha": cfg.dirichlet_alpha if cfg.partition == "dirichlet" else None,
-        "majority_fraction": cfg.majority_fraction if cfg.partition == "majority" else None,
+        "majority_fraction": cfg.majority_fraction if cfg.partition in ("majority", "large-site") else None,
+        "large_site_fraction": cfg.large_site_fraction if cfg.partition == "large-site" else None,
         "site_class_counts": data.get("site_class_counts"), "rounds": len(rounds), "num_rounds": cfg.num_rounds,
         "local_steps": cfg.local_steps, "strategy": history.get("strategy"),
         "secure_aggregation": secagg_summary(history.get("strategy") or {}),

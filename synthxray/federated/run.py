@@ -20,7 +20,7 @@ def prepare(cfg: FederatedConfig) -> tuple[list[str], int, dict]:
     from .server_app import check_resumable, load_latest_checkpoint
 
     if cfg.partition == "supernode":
-        raise ValueError("partition: supernode is for the deployment engine (flwr run); simulation needs iid, dirichlet or majority")
+        raise ValueError("partition: supernode is for the deployment engine (flwr run); simulation needs iid, dirichlet, majority or large-site")
     ds = load_training_set(cfg)
     names = list(cfg.class_names or class_names(ds))
     channels = int(cfg.channels or (1 if is_grayscale(ds) else 3))

@@ -144,6 +144,9 @@ def _federation(value: Any) -> dict[str, Any] | None:
     detail = None
     if partition == "majority" and _number(fed.get("majority_fraction")) is not None:
         detail = f"each site holds {_number(fed.get('majority_fraction')):.0%} of its images from one class"
+    elif partition == "large-site" and _number(fed.get("large_site_fraction")) is not None:
+        detail = (f"one large site with {_number(fed.get('large_site_fraction')):.0%} of the images (a random draw), the "
+                  f"others each {_number(fed.get('majority_fraction')) or 0:.0%} from one class")
     elif partition == "dirichlet" and _number(fed.get("dirichlet_alpha")) is not None:
         detail = f"per-class Dirichlet shares, alpha {_number(fed.get('dirichlet_alpha')):g}"
     elif partition == "supernode":

@@ -231,6 +231,15 @@ def test_hub_generator_card_of_a_federated_run(tmp_path):
     meta = front_matter(text)["synthxray"]["federation"]
     assert meta == {"framework": "Flower", "sites": 4, "partition": "majority", "rounds": 3, "local_steps": 25,
                     "strategy": "FedProx", "differential_privacy": True}
+    large = {**federation, "partition": "large-site", "large_site_fraction": 0.6}
+    (folder / "synthxray.json").write_text(json.dumps({"backend": "vae", "extra": {"federation": large}}))
+    assert ("| partition | large-site (one large site with 60% of the images (a random draw), the others each 80% from one class) |"
+            in hub.write_generator_card(folder, overwrite=True).read_text())
+    (folder / "synthxray.json").write_text(json.dumps({
+        "backend": "vae", "class_names": ["normal", "pneumonia"], "channels": 1, "resolution": 28,
+        "extra": {"train_steps": 75, "federation": federation, "train_config": {"learning_rate": 0.002, "num_clients": 4},
+                  "backend_config": {"learning_rate": 0.001, "latent_dim": 64}},
+    }))
     # a card rewritten later (e.g. by push) keeps the section: it comes from the folder's metadata
     assert "### Federated training" in hub.write_generator_card(folder, overwrite=True).read_text()
     # an ordinary run has none, and odd federation values do not break the card
