@@ -9,8 +9,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .dicom import DICOM_EXTENSIONS, is_dicom_file, read_dicom
-from .pixels import check_window, is_gray_image, to_8bit, to_mode  # noqa: F401  (to_mode: the transforms' public name)
+from .dicom import DICOM_EXTENSIONS, dicom_value_range, is_dicom_file, read_dicom
+from .pixels import GRAY_DEEP_MODES, check_intensity, check_window, is_gray_image, to_8bit, to_mode  # noqa: F401  (to_mode: the transforms' public name)
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 LABEL_TABLE_EXTENSIONS = {".csv", ".json"}
@@ -32,6 +32,7 @@ def load_dataset(
     window: Sequence[float] | None = None,
     use_file_window: bool = True,
     invert: bool | None = None,
+    intensity: str = "dataset",
 ):
     """Load ``source`` as a ``datasets.Dataset`` with an ``image`` column and a ``label`` ClassLabel.
 
@@ -46,15 +47,23 @@ def load_dataset(
     overrides the files' own VOI window, ``use_file_window=False`` ignores it (each image's min..max),
     ``invert`` overrides the MONOCHROME1 rule. Only pixels and labels are kept, never a header field
     or a file name. Other image files are decoded lazily and go through the same rule in the transforms.
+
+    ``intensity`` says how deep (12/16-bit, float) images without a window become 8-bit: ``"dataset"``
+    (the default) maps them all with one window, the smallest to the largest value over the whole
+    dataset (:func:`dataset_window`, one pass before reading), so absolute intensity still separates
+    images; ``"per-image"`` stretches each image from its own minimum to its maximum (the old rule).
+    The mapping used is recorded in the dataset (:func:`intensity_of`); give the training split's
+    ``window`` to map a test split the same way.
     """
     import datasets
 
-    pixels = {"window": check_window(window, "window"), "use_file_window": use_file_window, "invert": invert}
-    pixel_options = window is not None or not use_file_window or invert is not None
+    check_intensity(intensity, "intensity (--intensity)")
+    pixels = {"window": check_window(window, "window"), "use_file_window": use_file_window, "invert": invert, "intensity": intensity}
+    pixel_options = window is not None or not use_file_window or invert is not None or intensity != "dataset"
 
     def no_pixel_options(what: str) -> None:
         if pixel_options:
-            raise DataError(f"{source}: window/use_file_window/invert (--window, --ignore_file_window, --invert/--no_invert) "
+            raise DataError(f"{source}: window/use_file_window/invert/intensity (--window, --ignore_file_window, --invert/--no_invert, --intensity) "
                             f"apply to image or DICOM folders and file -> label tables, not to {what}")
 
     if isinstance(source, (datasets.DatasetDict, datasets.Dataset)):
@@ -128,11 +137,12 @@ def load_image_folder(
     window: Sequence[float] | None = None,
     use_file_window: bool = True,
     invert: bool | None = None,
+    intensity: str = "dataset",
 ):
     """A folder with one sub-folder per class (sub-folder names are the class names, sorted).
 
     Files may be images (``IMAGE_EXTENSIONS``) or DICOM (``.dcm``, ``.dicom`` or the DICM preamble);
-    ``window``/``use_file_window``/``invert`` as in :func:`load_dataset`.
+    ``window``/``use_file_window``/``invert``/``intensity`` as in :func:`load_dataset`.
     """
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -148,7 +158,7 @@ def load_image_folder(
             )
         files.extend(found)
         labels.extend([index] * len(found))
-    return _files_dataset(files, labels, classes, verify, window, use_file_window, invert)
+    return _files_dataset(files, labels, classes, verify, window, use_file_window, invert, intensity)
 
 
 def load_label_table(
@@ -157,6 +167,7 @@ def load_label_table(
     window: Sequence[float] | None = None,
     use_file_window: bool = True,
     invert: bool | None = None,
+    intensity: str = "dataset",
 ):
     """A CSV (columns ``file`` and ``label``) or JSON (``{file: label}`` or ``[{"file", "label"}]``) table.
 
@@ -176,7 +187,7 @@ def load_label_table(
         raise DataError(f"{path}: {len(missing)} listed file(s) do not exist, e.g. {missing[0]}; fix the table or the paths")
     names = sorted({lab for _, lab in rows}, key=lambda s: (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s))
     index = {n: i for i, n in enumerate(names)}
-    return _files_dataset(files, [index[lab] for _, lab in rows], names, verify, window, use_file_window, invert)
+    return _files_dataset(files, [index[lab] for _, lab in rows], names, verify, window, use_file_window, invert, intensity)
 
 
 def _read_table(path: Path) -> list[tuple[str, str]]:
@@ -209,33 +220,104 @@ def _read_table(path: Path) -> list[tuple[str, str]]:
 
 
 def _files_dataset(files: list[Path], labels: list[int], classes: list[str], verify: bool,
-                   window: Sequence[float] | None, use_file_window: bool, invert: bool | None):
-    """Plain images without a window: paths, decoded lazily. DICOM (or any ``window``): read once into 8-bit PNGs."""
+                   window: Sequence[float] | None, use_file_window: bool, invert: bool | None, intensity: str = "dataset"):
+    """Plain 8-bit images without a window: paths, decoded lazily. DICOM, deep images or any ``window``: read once
+    into 8-bit PNGs, deep images without a window of their own by the dataset's one window (``intensity``)."""
     import datasets
 
+    check_intensity(intensity, "intensity (--intensity)")
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=classes)})
-    if window is None and not any(is_dicom_file(f) for f in files):
+    default_window = dataset_window(files, use_file_window) if window is None and intensity == "dataset" else None
+    if window is None and default_window is None and not any(is_dicom_file(f) for f in files):
         if verify:
             for f in files:
                 _verify_image(f)
-        return datasets.Dataset.from_dict({"image": [str(f) for f in files], "label": labels}, features=features)
+        ds = datasets.Dataset.from_dict({"image": [str(f) for f in files], "label": labels}, features=features)
+        return _record_intensity(ds, "per-image" if intensity == "per-image" and _any_deep(files) else None, None)
     # a tuple, not a list: datasets would shard a list into one job per file; the stamps re-key the cache when a file changes
     rows = tuple((str(f), *_stamp(f), label) for f, label in zip(files, labels))
-    kwargs = {"rows": rows, "window": window, "use_file_window": use_file_window, "invert": invert}
+    kwargs = {"rows": rows, "window": window, "use_file_window": use_file_window, "invert": invert, "default_window": default_window}
     try:
-        return datasets.Dataset.from_generator(_read_rows, features=features, gen_kwargs=kwargs)
+        ds = datasets.Dataset.from_generator(_read_rows, features=features, gen_kwargs=kwargs)
     except datasets.exceptions.DatasetGenerationError as exc:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ValueError):
             raise DataError(str(cause)) from None
         raise
+    if window is not None:
+        return _record_intensity(ds, "window", window)
+    return _record_intensity(ds, intensity if default_window is not None or intensity != "dataset" else None, default_window)
 
 
-def _read_rows(rows: tuple, window, use_file_window: bool, invert: bool | None):
+INTENSITY_KEY = "synthxray_intensity"  # the JSON line in a dataset's info.description that records its pixel mapping
+
+
+def _is_deep_image(path: Path) -> bool:
+    if is_dicom_file(path):
+        return False
+    try:
+        with Image.open(path) as im:
+            return im.mode in GRAY_DEEP_MODES
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def _any_deep(files: Sequence[Path]) -> bool:
+    return any(_is_deep_image(f) for f in files)
+
+
+def dataset_window(files: Sequence[str | os.PathLike], use_file_window: bool = True) -> tuple[float, float] | None:
+    """The dataset's one window for its deep images: ``(smallest, largest)`` value over every 12/16-bit or float
+    image file, and every DICOM file that has no VOI window of its own (or all of them with
+    ``use_file_window=False``), in modality units. ``None`` when no file needs one (8-bit images, files
+    with their own window). Reads each such file once (a progress bar from 200 files on)."""
+    from tqdm.auto import tqdm
+
+    low, high = np.inf, -np.inf
+    for f in tqdm(list(files), desc="intensity range", unit="file", disable=len(files) < 200):
+        path = Path(f)
+        if is_dicom_file(path):
+            found = dicom_value_range(path, use_file_window)
+        elif _is_deep_image(path):
+            with Image.open(path) as im:
+                arr = np.asarray(im, dtype=np.float64)
+            finite = arr[np.isfinite(arr)]
+            found = (float(finite.min()), float(finite.max())) if finite.size else None
+        else:
+            found = None
+        if found is not None:
+            low, high = min(low, found[0]), max(high, found[1])
+    if not np.isfinite(low):
+        return None
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def _record_intensity(ds, mode: str | None, window: Sequence[float] | None):
+    """Write the pixel mapping into ``ds.info.description`` (kept by ``save_to_disk``), read back by :func:`intensity_of`."""
+    import json
+
+    if mode is None:
+        return ds
+    ds.info.description = json.dumps({INTENSITY_KEY: {"mode": mode, "window": [float(v) for v in window] if window is not None else None}})
+    return ds
+
+
+def intensity_of(ds) -> dict[str, Any] | None:
+    """How a dataset's deep images were mapped to 8-bit: ``{"mode": "dataset"|"per-image"|"window", "window": [low, high]}``
+    (``window`` None for per-image), or ``None`` when it held no deep image (or came from elsewhere)."""
+    import json
+
+    try:
+        return json.loads(getattr(ds.info, "description", "") or "{}").get(INTENSITY_KEY)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _read_rows(rows: tuple, window, use_file_window: bool, invert: bool | None, default_window=None):
     import io
 
     for file, _mtime, _size, label in rows:
-        image = read_image(file, window=window, use_file_window=use_file_window, invert=invert)
+        image = read_image(file, window=window, use_file_window=use_file_window, invert=invert, default_window=default_window)
         buf = io.BytesIO()
         image.save(buf, format="PNG", compress_level=1)
         yield {"image": {"bytes": buf.getvalue(), "path": None}, "label": label}
@@ -247,15 +329,17 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def read_image(path: str | os.PathLike, window: Sequence[float] | None = None, use_file_window: bool = True,
-               invert: bool | None = None) -> Image.Image:
-    """One image or DICOM file -> 8-bit L/RGB image by the pixel rule (DICOM: :func:`synthxray.dicom.read_dicom`)."""
+               invert: bool | None = None, default_window: Sequence[float] | None = None) -> Image.Image:
+    """One image or DICOM file -> 8-bit L/RGB image by the pixel rule (DICOM: :func:`synthxray.dicom.read_dicom`);
+    ``default_window`` maps a deep image that has no window of its own (the dataset's, :func:`dataset_window`)."""
     path = Path(path)
     if is_dicom_file(path):
-        return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert)
+        return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert, default_window=default_window)
     _verify_image(path)
     with Image.open(path) as im:
         im.load()
-        return to_8bit(im, window, invert=bool(invert))
+        deep_default = default_window if window is None and im.mode in GRAY_DEEP_MODES else None
+        return to_8bit(im, window if window is not None else deep_default, invert=bool(invert))
 
 
 def _verify_image(path: Path) -> None:

@@ -65,12 +65,14 @@ def read_dicom(
     window: Sequence[float] | None = None,
     use_file_window: bool = True,
     invert: bool | None = None,
+    default_window: Sequence[float] | None = None,
 ) -> Image.Image:
     """One single-frame DICOM file -> 8-bit PIL image (L for grayscale, RGB for colour).
 
     ``window`` ``(low, high)`` is in modality units (after rescale slope/intercept, e.g. Hounsfield
     units for CT) and overrides the file's own VOI; ``use_file_window=False`` ignores the file's VOI
-    and rescales each image from its minimum to its maximum; ``invert`` overrides the MONOCHROME1 rule.
+    and rescales each image from its minimum to its maximum, or by ``default_window`` when given (the dataset's
+    one mapping, :func:`synthxray.data.dataset_window`); ``invert`` overrides the MONOCHROME1 rule.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -112,7 +114,7 @@ def read_dicom(
     elif use_file_window and "WindowCenter" in ds and "WindowWidth" in ds:
         out = _window(values, _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR")).upper())
     else:
-        out = rescale(values)
+        out = rescale(values, check_window(default_window, "default_window"))
     if invert if invert is not None else photometric == "MONOCHROME1":
         out = 255 - out
     return Image.fromarray(out, mode="L")
@@ -136,3 +138,25 @@ def _first(value) -> float:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else ""
+
+
+def dicom_value_range(path: str | os.PathLike, use_file_window: bool = True) -> tuple[float, float] | None:
+    """``(min, max)`` of a grayscale DICOM file's modality values when :func:`read_dicom` would map it without a
+    window of its own (no VOI in the file, or ``use_file_window=False``); ``None`` when the file's VOI applies
+    or the image is colour. One pass of :func:`synthxray.data.dataset_window`."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path)
+        if use_file_window and ("VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)):
+            return None
+        arr = ds.pixel_array
+    except Exception as exc:  # read_dicom, which runs next on the same file, raises the error that says what to do
+        raise DicomError(f"{path}: cannot read the DICOM file ({type(exc).__name__}: {_first_line(exc)})") from None
+    if arr.ndim != 2:
+        return None
+    values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None

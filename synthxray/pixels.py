@@ -5,9 +5,12 @@ Training, generation, evaluation and the experiments all call :func:`to_8bit` (t
 
 - 8-bit images (L, RGB, palette, ...) keep their values; alpha is dropped.
 - Deeper images (16-bit ``I;16``, 32-bit ``I``, float ``F``, numpy arrays of any other dtype) are
-  rescaled to 0..255: linearly from their own minimum to their own maximum, or, when a ``window``
-  ``(low, high)`` is given, from ``low`` to ``high`` with values outside clipped. A constant image
-  becomes black.
+  rescaled to 0..255 linearly from ``low`` to ``high`` of a ``window`` ``(low, high)``, values outside
+  clipped. Without a window, from the image's own minimum to its maximum (a constant image becomes
+  black): that is the ``"per-image"`` intensity mode, which loses the absolute value. Datasets read
+  through :func:`synthxray.data.load_dataset` default to ``intensity="dataset"``: one window for the
+  whole dataset (the smallest and largest value over all its deep images, read once), so the contrast
+  between images is kept (:data:`INTENSITIES`).
 - Grayscale stays grayscale (mode L); colour stays RGB.
 """
 
@@ -19,6 +22,14 @@ import numpy as np
 from PIL import Image
 
 Window = Tuple[float, float]
+INTENSITIES = ("dataset", "per-image")  # how deep images without a window become 8-bit: one mapping for the dataset, or each its own
+
+
+def check_intensity(value: str, what: str = "intensity") -> str:
+    """``value`` if it is one of :data:`INTENSITIES`, else a ``ValueError`` naming ``what`` and the choices."""
+    if value not in INTENSITIES:
+        raise ValueError(f"{what} must be one of {list(INTENSITIES)}, got {value!r}")
+    return value
 GRAY_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 GRAY_MODES = ("1", "L", "LA", "La") + GRAY_DEEP_MODES
 

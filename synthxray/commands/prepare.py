@@ -21,7 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="map LOW..HIGH to black..white, clipping outside (DICOM: in modality units, e.g. HU); overrides the files' own window")
     window.add_argument("--window_center", type=float, default=None, help="with --window_width: a DICOM-style window")
     window.add_argument("--ignore_file_window", action="store_true",
-                        help="DICOM: ignore the files' VOI LUT / window; rescale each image from its min to its max")
+                        help="DICOM: ignore the files' VOI LUT / window; map them by --intensity instead")
+    p.add_argument("--intensity", default="dataset", choices=["dataset", "per-image"],
+                   help="12/16-bit images (and DICOM without a window) with no --window: 'dataset' maps all with one window, the "
+                        "dataset's smallest to largest value (absolute intensity kept; recorded in the dataset); 'per-image' "
+                        "stretches each from its own min to max")
     p.add_argument("--window_width", type=float, default=None, help="with --window_center")
     invert = p.add_mutually_exclusive_group()
     invert.add_argument("--invert", dest="invert", action="store_const", const=True, default=None, help="invert every image")
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--output_dir {out} is a symlink to {os.readlink(out)}, which does not exist")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"--output_dir {out} already exists and is not empty; choose a new folder")
-    ds = load_dataset(args.input, split=args.split, window=window, use_file_window=not args.ignore_file_window, invert=args.invert)
+    ds = load_dataset(args.input, split=args.split, window=window, use_file_window=not args.ignore_file_window, invert=args.invert,
+                      intensity=args.intensity)
     ds = ds.select_columns(["image", "label"]).map(_as_8bit_png, desc="8-bit")  # plain 16-bit images: the same rule
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
+from ..data import intensity_of
 from ..generators.base import SCHEDULERS, GeneratorInfo
 from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet, padded_resolution
 from .common import TrainState, hardware_summary, help_field, make_lr_scheduler, plan_steps, train_loop, training_layout
@@ -202,7 +203,7 @@ def train(cfg: DDPMTrainingConfig) -> Path:
     def info() -> GeneratorInfo:
         return GeneratorInfo(
             backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
-            data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds)},
+            data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds), "intensity": intensity_of(ds)},
             defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
             extra={
                 "train_steps": state.step, "train_config": cfg.to_dict(), "hardware": hardware_summary(accelerator),

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..data import intensity_of
 from ..generators.base import GeneratorInfo
 from ..generators.oneshot import UNCONDITIONAL_CLASS
 from ..networks.common import resolution_plan
@@ -55,7 +56,7 @@ def generator_info(cfg: OneShotTrainingConfig, backend: str, data: TrainingData,
     more = {} if cfg.conditional else {"trained_on_classes": data.class_names}
     return GeneratorInfo(
         backend=backend, class_names=names, channels=data.channels, resolution=cfg.resolution,
-        data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(data.dataset)},
+        data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(data.dataset), "intensity": intensity_of(data.dataset)},
         defaults={"num_inference_steps": 1},
         extra={"train_steps": state.step, "network_evaluations_per_image": 1, **more, **(extra or {}),
                "train_config": cfg.to_dict(), "hardware": hardware_summary(accelerator)},

@@ -111,7 +111,11 @@ def test_label_tables(tmp_path, kind):
         table.write_text(json.dumps([{"path": f, "class": lab} for f, lab in rows]))
     ds = load_dataset(table)
     assert ds.features["label"].names == ["normal", "pneumonia"] and ds["label"] == [1, 0, 0]
-    assert all(r["image"].mode == "L" and r["image"].getextrema() == (0, 255) for r in ds)
+    # one window for the whole table (the default): the 16-bit PNG spans it, the 12-bit DICOMs sit in its lowest 1/16
+    assert all(r["image"].mode == "L" for r in ds) and ds[2]["image"].getextrema() == (0, 255)
+    assert all(ds[i]["image"].getextrema()[1] <= 17 for i in (0, 1))
+    per_image = load_dataset(table, intensity="per-image")
+    assert all(r["image"].mode == "L" and r["image"].getextrema() == (0, 255) for r in per_image)
 
 
 def test_label_table_errors(tmp_path):

@@ -75,6 +75,8 @@ def test_train_ddpm_sees_12_and_16_bit_images_at_full_range(tmp_path):
     assert len(stats) >= 4, "the training transform was never called"
     assert min(s[0] for s in stats) == pytest.approx(-1.0, abs=0.02) and max(s[1] for s in stats) == pytest.approx(1.0, abs=0.02)
     assert max(s[2] for s in stats) < 0.2  # convert("L") made a 12-bit ramp 94% white
+    recorded = json.loads((tmp_path / "gen" / "synthxray.json").read_text())["data"]["intensity"]
+    assert recorded["mode"] == "dataset" and recorded["window"][1] > 60000  # one window for the mixed 12/16-bit folder
 
 
 @pytest.mark.slow

@@ -71,7 +71,8 @@ def test_one_rule_for_training_evaluation_and_experiments(tmp_path):
     from synthxray.evaluation.memorization import pixel_matrix
     from synthxray.experiments.train import encode_images
 
-    ds = load_dataset(make_16bit_folder(tmp_path / "x16", high=4095))
+    # per-image: the deep files stay lazy, so every consumer applies the rule itself (the default reads them once, test_intensity.py)
+    ds = load_dataset(make_16bit_folder(tmp_path / "x16", high=4095), intensity="per-image")
     assert ds[0]["image"].mode == "I;16" and is_grayscale(ds)
     train = np.stack([image_transform(16, 1, normalize=False)(r["image"]).numpy()[0] for r in ds])
     train8 = np.round(train * 255).astype(np.uint8)
@@ -88,15 +89,17 @@ def test_one_rule_for_training_evaluation_and_experiments(tmp_path):
 
 @pytest.mark.parametrize("high", [4095, 65535])
 def test_evaluate_sees_16bit_as_its_8bit_rendering(tmp_path, high):
-    """FID between a 12/16-bit folder and its 8-bit rendering by the rule is 0: evaluation reads the same pixels."""
+    """FID between a 12/16-bit folder and its 8-bit rendering by the rule (the dataset's one window) is 0: evaluation reads the same pixels."""
+    from synthxray.data import dataset_window
     from synthxray.evaluation import evaluate
 
     real = make_16bit_folder(tmp_path / "deep", high=high)
+    window = dataset_window(sorted(real.rglob("*.png")))
     eight = tmp_path / "eight"
     for f in real.rglob("*.png"):
         (eight / f.parent.name).mkdir(parents=True, exist_ok=True)
         with Image.open(f) as im:
-            to_8bit(im).save(eight / f.parent.name / f.name)
+            to_8bit(im, window).save(eight / f.parent.name / f.name)
     res = evaluate(real, eight, metrics=("fid",), extractor="random", per_class=False, cache=False, progress=False)
     assert abs(res.value("fid")) < 1e-3
     clipped = tmp_path / "clipped"  # what training used to see: convert("L")
@@ -126,7 +129,7 @@ def test_npz_with_16bit_arrays_is_rescaled(tmp_path):
 def test_window_is_refused_where_it_cannot_apply(tiny_npz, tmp_path):
     from synthxray.data import DataError
 
-    with pytest.raises(DataError, match=r"tinymnist.npz: window/use_file_window/invert .* not to an .npz file"):
+    with pytest.raises(DataError, match=r"tinymnist.npz: window/use_file_window/invert/intensity .* not to an .npz file"):
         load_dataset(tiny_npz, window=(0, 100))
     load_dataset(tiny_npz).save_to_disk(str(tmp_path / "saved"))
     with pytest.raises(DataError, match="not to a save_to_disk dataset folder"):
