@@ -5,5 +5,6 @@ from . import ddpm as _ddpm  # noqa: F401  (registers "ddpm")
 from . import stable_diffusion as _stable_diffusion  # noqa: F401  (registers "sd-dreambooth", "sd-lora")
 from . import gan as _gan  # noqa: F401  (registers "dcgan", "wgan-gp", "cgan", "acgan")
 from . import vae as _vae  # noqa: F401  (registers "vae")
+from . import consistency as _consistency  # noqa: F401  (registers "consistency")
 
 __all__ = ["GENERATORS", "Generator", "GeneratorInfo", "list_generators", "load_generator"]

@@ -157,7 +157,8 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
     pipeline_class = _s(_dict(_read_json(folder / "model_index.json")).get("_class_name"))
     prompts = {str(k): str(v) for k, v in _dict(info.get("prompts")).items() if _s(v) is not None}
     defaults = {str(k): v for k, v in defaults.items() if _s(v) is not None}
-    is_sd = backend.startswith("sd") or bool(prompts) or bool(base_model)
+    distillation = _dict(extra.get("distillation"))  # a few-step student: base_model is its teacher, not an SD base
+    is_sd = backend.startswith("sd") or bool(prompts) or (bool(base_model) and not distillation)
     federation = _federation(extra.get("federation"))
     # a federated GAN/VAE: its trainer's flags (the federation's own are in the Federated training section)
     hyperparameters = _hyperparameters(_dict(extra.get("backend_config")) or train_config)
@@ -192,6 +193,7 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
             "kind": "generator", "backend": backend, "classes": classes, "resolution": resolution,
             "channels": channels, "modality": modality, "anatomy": anatomy, "base_model": base_model,
             "base_model_revision": base_revision, "training_steps": steps,
+            "teacher": _s(distillation.get("teacher")) if distillation else None,
             "extractor": evaluation["extractors"][0] if len(evaluation["extractors"]) == 1 else (evaluation["extractors"] or None),
             "protocol": evaluation["protocols"][0] if len(evaluation["protocols"]) == 1 else (evaluation["protocols"] or None),
             "metrics": evaluation["overall"] or None, "synthxray_version": _s(info.get("synthxray_version")),
@@ -211,6 +213,7 @@ def render_generator_card(folder: str | os.PathLike, repo_id: str | None = None)
         "modality": modality, "anatomy": anatomy, "data": data, "data_source": data_source,
         "data_license": data_license, "license": license_, "defaults": defaults,
         "hyperparameters": hyperparameters, "training_steps": steps, "federation": federation,
+        "distillation": distillation,
         "training_time": _duration(seconds), "hardware": hardware, "evaluation": evaluation, "sample_grid": grid,
         "intended_use": INTENDED_USE, "is_sd": is_sd, "synthxray_version": _s(info.get("synthxray_version")),
         "repo_id": repo_id or "USER/REPO", "marker": CARD_MARKER,

@@ -17,6 +17,7 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "lora": ("synthxray.training.lora", "LoRAConfig"),
     "gan": ("synthxray.training.gan", "GANTrainingConfig"),  # --architecture dcgan|wgan-gp|cgan|acgan
     "vae": ("synthxray.training.vae", "VAETrainingConfig"),
+    "consistency": ("synthxray.training.consistency", "ConsistencyDistillationConfig"),  # few-step student of a ddpm
 }
 
 
