@@ -147,14 +147,17 @@ class FederatedBackend:
 
 
 def get_backend(cfg: "FederatedConfig") -> FederatedBackend:
-    """The backend ``cfg.backend`` names (the error lists the ones a federation can train)."""
+    """The backend ``cfg.backend`` names, checked against ``cfg`` (:meth:`FederatedBackend.check`): an unknown
+    backend or a bad ``backend_args`` is a ``ValueError`` here. ``run_federated`` calls it before reading any data."""
     if cfg.backend not in FEDERATED_BACKENDS:
         from ..generators import GENERATORS  # the package registers every built-in backend
 
         why = ("is a generator backend that cannot be trained from scratch by a federation (fine-tuning a pretrained "
                "Stable Diffusion is not offered federated)" if cfg.backend in GENERATORS else "is not a synthxray backend")
         raise ValueError(f"backend {cfg.backend!r} {why}; federated training supports {', '.join(FEDERATED_BACKENDS.names())}")
-    return FEDERATED_BACKENDS.get(cfg.backend)(cfg)
+    backend = FEDERATED_BACKENDS.get(cfg.backend)(cfg)
+    backend.check()
+    return backend
 
 
 # ---- the class-conditional DDPM --------------------------------------------------------------------------------
@@ -282,7 +285,7 @@ class OneShotBackend(FederatedBackend):
 
     def check(self) -> None:
         cfg = self.cfg
-        defaults = type(cfg).__dataclass_fields__  # the FederatedConfig's own defaults (no import: config imports us)
+        defaults = type(cfg).__dataclass_fields__  # the FederatedConfig's own defaults
         ddpm_only = [f.name for f in fields(cfg) if f.name in _ddpm_field_names() and f.name not in SHARED_FIELDS
                      and f.name not in OWNED_FIELDS and getattr(cfg, f.name) != _default(defaults[f.name])]
         if ddpm_only:

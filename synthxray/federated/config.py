@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..training.common import help_field
+from ..training.config import help_field
 from ..training.ddpm import DDPMTrainingConfig
 
 PARTITIONS = ("iid", "dirichlet", "majority", "supernode")
@@ -132,9 +132,8 @@ class FederatedConfig(DDPMTrainingConfig):
         if self.secure_aggregation:
             self._check_secagg()
         self.backend_args = parse_backend_args(self.backend_args)
-        from .backends import get_backend
-
-        get_backend(self).check()  # an unknown backend or a bad backend_args fails here, before any data is read
+        # the backend and its backend_args are checked by federated.backends.get_backend (run_federated calls it before
+        # reading any data): the backends sit above this config, which imports none of them
 
     def _check_secagg(self) -> None:
         sampled = max(self.min_train_clients, int(self.num_clients * self.fraction_train))

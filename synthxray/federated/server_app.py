@@ -297,7 +297,10 @@ def deployment_main(grid: Grid, context: Context) -> None:
     path = str(context.run_config.get("config", ""))
     if not path:
         raise ValueError("set the run config key 'config' to the federation YAML, e.g. --run-config \"config='fed.yaml'\"")
+    from .backends import get_backend
+
     cfg = parse_config(FederatedConfig, [path])
+    get_backend(cfg)  # the backend and its backend_args, checked before any data is read
     names, channels = server_classes(cfg)
     serve(grid, cfg, names, channels, {"source": "one data-path per SuperNode", "split": cfg.dataset_split, "engine": "deployment"},
           context)
