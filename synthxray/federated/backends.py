@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from ..registry import Registry
+from .metrics import metrics_of
 
 if TYPE_CHECKING:
     import datasets
@@ -100,13 +101,6 @@ def offset_scheduler(optimizer: torch.optim.Optimizer, cfg: "TrainingConfig", of
 def proximal(model: torch.nn.Module, global_params: Sequence[torch.Tensor], mu: float) -> torch.Tensor:
     """FedProx's ``mu / 2 * ||w - w_global||^2``."""
     return mu / 2 * sum(((p - g.to(p.device)) ** 2).sum() for p, g in zip(model.parameters(), global_params))
-
-
-def metrics_of(losses: list[float], n: int, seconds: float, partition_id: int, steps: int, **more: float) -> dict[str, float]:
-    """A site's reply metrics: ``num-examples`` (FedAvg's weight), mean and last-fifth ``train-loss``, more losses."""
-    tail = losses[-max(1, len(losses) // 5):] or [0.0]
-    return {"num-examples": n, "train-loss": sum(losses) / max(len(losses), 1), "train-loss-last": sum(tail) / len(tail),
-            "seconds": round(seconds, 2), "partition-id": partition_id, "steps": steps, **more}
 
 
 class FederatedBackend:

@@ -136,7 +136,7 @@ class FederatedConfig(DDPMTrainingConfig):
         # reading any data): the backends sit above this config, which imports none of them
 
     def _check_secagg(self) -> None:
-        sampled = max(self.min_train_clients, int(self.num_clients * self.fraction_train))
+        sampled = self.sites_per_round
         if sampled < 2:
             raise ValueError(f"secure_aggregation needs at least 2 sites per round, got {sampled} "
                              f"(num_clients={self.num_clients}, fraction_train={self.fraction_train})")
@@ -159,6 +159,12 @@ class FederatedConfig(DDPMTrainingConfig):
         if self.partition == "supernode" and not self.secagg_max_weight:
             raise ValueError("secure_aggregation with partition: supernode needs secagg_max_weight (at least the largest "
                              "site's image count: the server cannot see the sites' data)")
+
+    @property
+    def sites_per_round(self) -> int:
+        """Sites each round trains on: ``fraction_train`` of ``num_clients``, at least ``min_train_clients`` (the plain
+        and SecAgg+ strategies ask for this many outright, and DP's noise is scaled by it)."""
+        return max(self.min_train_clients, int(self.num_clients * self.fraction_train))
 
     @property
     def total_steps(self) -> int:
