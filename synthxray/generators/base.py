@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..manifest import GENERATOR_CONFIG
 from ..registry import Registry
-from ..samplers import SCHEDULERS  # noqa: F401  (re-exported)
+from ..samplers import SCHEDULERS
 
 GENERATORS: Registry[type["Generator"]] = Registry("generator")
 
