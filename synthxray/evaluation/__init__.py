@@ -2,7 +2,7 @@
 
 >>> from synthxray.evaluation import evaluate
 >>> res = evaluate("data/pneumoniamnist.npz", "out/synthetic", metrics=("fid", "kid"), extractor="inception",
-...                protocol="torch-fidelity", match_resolution="synthetic", per_class=True)
+...                protocol="torch-fidelity", match_resolution="synthetic", by_class=True)
 >>> res.value("fid"), res.value("fid", "PNEUMONIA")
 >>> print(res.to_markdown())
 
@@ -16,11 +16,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "ALL_METRICS": "synthxray.evaluation.core",
+    "ALL_METRICS": "synthxray.evaluation.config",
     "CleanFidFeatureModel": "synthxray.evaluation.protocols",
     "DEFAULT_PROTOCOL": "synthxray.evaluation.protocols",
-    "DISTRIBUTION_METRICS": "synthxray.evaluation.core",
+    "DISTRIBUTION_METRICS": "synthxray.evaluation.config",
     "EXTRACTORS": "synthxray.evaluation.extractors",
+    "EvaluationConfig": "synthxray.evaluation.config",
     "EvaluationResult": "synthxray.evaluation.core",
     "ExtractorUnavailable": "synthxray.evaluation.extractors",
     "Features": "synthxray.evaluation.fid",
@@ -48,7 +49,8 @@ __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers (tests/test_package.py keeps both lists equal)
     from ..classes import match_class_names
-    from .core import ALL_METRICS, DISTRIBUTION_METRICS, EvaluationResult, evaluate
+    from .config import ALL_METRICS, DISTRIBUTION_METRICS, EvaluationConfig
+    from .core import EvaluationResult, evaluate
     from .embed import embedding_plot
     from .extractors import (
         EXTRACTORS,

@@ -268,7 +268,7 @@ class FidTracker:
         from .report import build_generator
 
         gen = build_generator(self.cfg, arrays.to_torch_state_dict(), self.names, self.channels, {})
-        res = evaluate(self.real, gen, metrics=("fid",), per_class=True, num_samples=len(self.real), real_split=self.cfg.fid_split,
+        res = evaluate(self.real, gen, metrics=("fid",), by_class=True, num_samples=len(self.real), real_split=self.cfg.fid_split,
                        progress=False)
         return {r["class"]: round(float(r["fid"]["mean"]), 2) for r in res.rows}
 
