@@ -136,7 +136,7 @@ def main(argv=None) -> int:
         mapping = match_class_names(gen.class_names, names, "real test")
         gen_counts = {g: counts[names[m]] for g, m in zip(gen.class_names, mapping)}
         ds, seconds = sample(gen, gen_counts, args.seed, args.batch_size, **settings)
-        res = evaluate(test, ds, metrics=("fid", "precision", "recall"), extractor=ext, per_class=True, real_split="test", progress=False)
+        res = evaluate(test, ds, metrics=("fid", "precision", "recall"), extractor=ext, by_class=True, real_split="test", progress=False)
         result = res.to_dict()
         sets[label] = ds
         run = report["runs"].setdefault(label, {})

@@ -194,7 +194,7 @@ def evaluator(args, out: Path, steps: dict, report: dict):
             scheduler, n_steps, guidance = SAMPLERS[label]
             ds = generate_dataset(gen, images_per_class=proportional_counts(counts, len(test)), seed=0, batch_size=256,
                                   scheduler=scheduler, num_inference_steps=n_steps, guidance_scale=guidance, progress=False)
-            res = evaluate(test, ds, metrics=("fid",), extractor=ext, per_class=True, real_split="test", progress=False, device=device)
+            res = evaluate(test, ds, metrics=("fid",), extractor=ext, by_class=True, real_split="test", progress=False, device=device)
             entry["fid"][label] = {r["class"]: round(r["fid"]["mean"], 2) for r in res.rows}
             if label == args.samplers[0]:
                 imgs = np.stack([np.asarray(im) for im in ds["image"]])

@@ -230,7 +230,7 @@ def measure_quality(args, out: Path) -> dict:
     # the first images of each class: generate_dataset's per-image seeds make these the pool's (and a fresh sample's) first images
     rows = np.concatenate([np.flatnonzero(pool_labels == names.index(n))[: want[n]] for n in names])
     subset = pool.select(rows.tolist())
-    res = evaluate(args.data, subset, metrics=["fid", "precision", "recall"], real_split="test", per_class=True, output_dir=str(out / "quality"))
+    res = evaluate(args.data, subset, metrics=["fid", "precision", "recall"], real_split="test", by_class=True, output_dir=str(out / "quality"))
     baseline = out / args.backbones[0] / "runs" / args.backbones[0] / "baseline" / "seed_0" / "classifier"
     fidelity = label_fidelity(pool, classifier=load_classifier(baseline), real_test=test) if baseline.is_dir() else None
     mem = memorization(load_dataset(args.data, split="train"), subset, extractor="inception" if args.memorization_features else None,

@@ -117,7 +117,7 @@ def score(folder: Path, test, ext) -> tuple[dict, dict]:
     counts = {n: int(c) for n, c in zip(test.features["label"].names, np.bincount(test["label"]))}
     gen = load_generator(folder, device="cpu")
     ds = generate_dataset(gen, images_per_class=proportional_counts(counts, len(test)), seed=0, batch_size=256, progress=False)
-    res = evaluate(test, ds, metrics=("fid",), extractor=ext, per_class=True, real_split="test", progress=False, device="cpu")
+    res = evaluate(test, ds, metrics=("fid",), extractor=ext, by_class=True, real_split="test", progress=False, device="cpu")
     return {r["class"]: round(float(r["fid"]["mean"]), 2) for r in res.rows}, {"n_synthetic": len(ds), "n_real": len(test), **res.settings}
 
 

@@ -211,7 +211,7 @@ def main(argv=None) -> int:
         ds = generate_dataset(gen, images_per_class=counts, seed=0, batch_size=args.batch_size,
                               scheduler=scheduler, num_inference_steps=steps, progress=True)
         seconds = time.time() - t0
-        res = evaluate(test, ds, metrics=("fid", "precision", "recall"), extractor=ext, per_class=True, progress=True,
+        res = evaluate(test, ds, metrics=("fid", "precision", "recall"), extractor=ext, by_class=True, progress=True,
                        protocol=args.protocol)
         report["rows"][label] = {"model": which, "scheduler": scheduler, "evaluations": steps, "images": len(ds),
                                  "seconds": round(seconds, 1), "images_per_s": round(len(ds) / seconds, 2),

@@ -50,7 +50,7 @@ def one(args) -> None:
         synth_idx = np.resize(np.random.default_rng(1).permutation(rest), n)
     real, synth = ds.select(real_idx.tolist()), ds.select(synth_idx.tolist())
     t0 = time.time()
-    res = evaluate(real, synth, metrics=("fid",), extractor=args.extractor, per_class=args.per_class, cache_dir=args.cache_dir,
+    res = evaluate(real, synth, metrics=("fid",), extractor=args.extractor, by_class=args.by_class, cache_dir=args.cache_dir,
                    batch_size=args.batch_size, protocol=args.protocol, progress=False)
     seconds = time.time() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--extractor", default="inception")
     p.add_argument("--protocol", default="torch-fidelity", help="FID protocol (torch-fidelity, clean, pytorch-fid, legacy)")
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--per_class", action="store_true")
+    p.add_argument("--by_class", action="store_true")
     p.add_argument("--cache_dir", default=None, help=argparse.SUPPRESS)
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="also write the measurements here")
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             for mode in ("cold", "cached"):
                 cmd = [sys.executable, __file__, "--data", args.data, "--extractor", args.extractor, "--one", str(n),
                        "--protocol", args.protocol,
-                       "--cache_dir", cache, "--batch_size", str(args.batch_size)] + (["--per_class"] if args.per_class else []) \
+                       "--cache_dir", cache, "--batch_size", str(args.batch_size)] + (["--by_class"] if args.by_class else []) \
                     + (["--threads", str(args.threads)] if args.threads else [])
                 out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
                 if out.returncode != 0:

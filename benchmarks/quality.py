@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     match = ResolutionMatch(resolution, 1)  # what evaluate() applies to the grayscale real side
     report.update(extractor=ext.description, protocol=args.protocol, compared_size=resolution,
                   real_native_size=test[0]["image"].size[0])
-    common = dict(metrics=("fid",), extractor=ext, per_class=True, progress=True, protocol=args.protocol)
+    common = dict(metrics=("fid",), extractor=ext, by_class=True, progress=True, protocol=args.protocol)
     names = list(test.features["label"].names)
     if args.phase == "artefact":
         artefact(test, ext, match, report, save)
@@ -255,7 +255,7 @@ def artefact(test, ext, match, report: dict, save) -> None:
         key = f"{protocol}, {'matched' if matched else 'unmatched'}"
         if key in out:
             continue
-        res = evaluate(test, resized, metrics=("fid",), extractor=ext, per_class=False, protocol=protocol,
+        res = evaluate(test, resized, metrics=("fid",), extractor=ext, by_class=False, protocol=protocol,
                        match_resolution=matched, cache_synthetic=True, progress=True)
         out[key] = {"fid": res.value("fid"), "n": len(test), "compared_size": res.compared_size}
         print(f"test vs itself resized {test[0]['image'].size[0]} -> {match.size} px, {key}: FID {res.value('fid'):.2f}", flush=True)

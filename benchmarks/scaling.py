@@ -82,7 +82,7 @@ def fid_rows(args, env: dict, work: Path, counts: tuple[int, ...]) -> dict:
         out = work / f"fid-{n}p"
         cmd = launch(n, args.launcher, ["-m", "synthxray.cli", "evaluate", "--real", args.fid_dataset, "--synthetic", args.fid_dataset,
                                         "--synthetic_split", "val", "--extractor", args.fid_extractor, "--metrics", "fid",
-                                        "--batch_size", str(args.fid_batch_size), "--no_cache", "--quiet", "--output", str(out)])
+                                        "--batch_size", str(args.fid_batch_size), "--no_cache", "--no_progress", "--output_dir", str(out)])
         if args.launcher == "torchrun":
             cmd += ["--device", "cpu"]
         wall, rss = timed(cmd, env)

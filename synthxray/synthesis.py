@@ -79,7 +79,12 @@ def generate_dataset(
     ``accelerate launch --num_processes N ...`` on GPUs), every process checks the arguments, the
     batches are split between processes (``PartialState.split_between_processes``), each process logs
     its own images into the one ``<output_dir>.partial/``, and the main process merges and moves the
-    dataset into place after all have finished: the same images as one process with the same seed.
+    dataset into place after all have finished. Against one process with the same arguments: the same
+    images in the same order with the same labels, seeds and provenance; the pixels are identical when every
+    process runs with the torch thread count the one process had (``OMP_NUM_THREADS``; ``torchrun`` gives each
+    process 1 thread) on the same kind of device, and otherwise may differ by float rounding (a different
+    thread count sums the convolutions in another order before the 8-bit quantisation): 1 grey level in a few
+    pixels on the test model.
     """
     import datasets
     from tqdm.auto import tqdm

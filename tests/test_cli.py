@@ -8,11 +8,21 @@ def test_every_command_builds():
     assert {"demo", "generate"} <= set(parser._subparsers._group_actions[0].choices)
 
 
-def test_generate_scheduler_choices_are_the_generators():
-    from synthxray.commands.generate import SCHEDULER_CHOICES
-    from synthxray.generators.base import SCHEDULERS
+def test_sampler_names_are_written_once_and_every_diffusion_backend_builds_each():
+    from diffusers import DDPMScheduler
 
-    assert SCHEDULER_CHOICES == SCHEDULERS
+    from synthxray.generators.ddpm import make_scheduler
+    from synthxray.generators.stable_diffusion import make_sd_scheduler
+    from synthxray.samplers import SCHEDULERS
+
+    generate = next(a for a in build_parser()._subparsers._group_actions[0].choices["generate"]._actions if a.dest == "scheduler")
+    assert tuple(generate.choices) == SCHEDULERS
+    config = DDPMScheduler(num_train_timesteps=50).config
+    for name in SCHEDULERS:
+        assert make_scheduler(name, config) is not None and make_sd_scheduler(name, config) is not None
+    for make in (make_scheduler, make_sd_scheduler):
+        with pytest.raises(ValueError, match="choose one of"):
+            make("euler", config)
 
 
 def test_generate_command(tiny_ddpm_dir, tmp_path, capsys):

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         t = time.time()
         extractor = "inception" if inception_available() else "random"
         result = evaluate(  # defaults: torch-fidelity protocol, real test images brought to the generator's 32 px
-            args.data, out / "synthetic", metrics=("fid", "kid"), extractor=extractor, per_class=True,
+            args.data, out / "synthetic", metrics=("fid", "kid"), extractor=extractor, by_class=True,
             real_split="test", output_dir=out / "evaluation",
         )
         timings["evaluate_seconds"] = time.time() - t

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-# generators.base.SCHEDULERS (not imported: that loads diffusers for --help); tests/test_cli.py keeps them equal
-SCHEDULER_CHOICES = ("ddpm", "ddim", "dpm", "dpm-sde", "unipc")
+from ..samplers import SCHEDULERS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--num_inference_steps", type=int, default=None, help="default: the generator's saved default")
     p.add_argument("--guidance_scale", type=float, default=None, help="default: the generator's saved default")
-    p.add_argument("--scheduler", choices=SCHEDULER_CHOICES, default=None, help="default: the generator's saved default")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="default: the generator's saved default")
     p.add_argument("--negative_prompt", default=None, help="Stable Diffusion generators only")
     p.add_argument("--image_folder", action="store_true", help="also keep PNGs in class sub-folders (OUT/image_folder/<class>/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output_dir that holds a synthxray dataset (never other files)")

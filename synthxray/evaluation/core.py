@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..classes import match_class_names, proportional_counts, stratified_indices
 from ..processes import broadcast, distributed_state, is_main_process
+from .config import ALL_METRICS, DISTRIBUTION_METRICS, EXTRA_METRICS, EvaluationConfig  # noqa: F401  (re-exported)
 from .extractors import get_extractor
 from .fid import (
     Features,
@@ -44,9 +46,6 @@ from .report import evaluation_markdown
 
 logger = logging.getLogger("synthxray.evaluation")
 
-DISTRIBUTION_METRICS = ("fid", "kid", "precision", "recall")
-EXTRA_METRICS = ("memorization", "label_fidelity", "tsne")
-ALL_METRICS = DISTRIBUTION_METRICS + EXTRA_METRICS
 GENERATOR_SEED_STRIDE = 1_000_000_000  # seed k of a Generator samples with generate_dataset(seed=k * stride)
 OVERALL = "overall"
 
@@ -136,37 +135,37 @@ def _summary(values: list[float]) -> dict[str, Any]:
 
 
 # ---- the entry point ---------------------------------------------------------------------------
+def _config(real: Any, synthetic: Any, config: EvaluationConfig | None, options: dict[str, Any]) -> EvaluationConfig:
+    """``config`` with ``real``/``synthetic``/``options`` laid over it (or built from them), validated."""
+    if "per_class" in options:
+        raise ValueError("evaluate(per_class=...) is now by_class=... (CLI: --by_class / --no_by_class); per_class is "
+                         "generate_dataset's images-per-class count")
+    names = {f.name for f in dataclasses.fields(EvaluationConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(f"evaluate got unknown option(s) {unknown}; the options are EvaluationConfig's fields: {sorted(names)}")
+    given = {**({"real": real} if real is not None else {}), **({"synthetic": synthetic} if synthetic is not None else {}), **options}
+    if config is None:
+        return EvaluationConfig(**given)
+    return dataclasses.replace(config, **given) if given else config
+
+
 def evaluate(
-    real: Any,
-    synthetic: Any,
-    metrics: Sequence[str] = DISTRIBUTION_METRICS,
-    extractor: Any = "inception",
-    per_class: bool = True,
-    seeds: int | Sequence[int] = 1,
-    num_samples: int | None = None,
-    num_per_class: int | None = None,
-    real_split: str | None = None,
-    synthetic_split: str = "train",
-    protocol: str | None = None,
-    match_resolution: str | None = "synthetic",
-    class_mix: str = "real",
-    train: Any = None,
-    train_split: str = "train",
+    real: Any = None,
+    synthetic: Any = None,
+    *,
+    config: EvaluationConfig | None = None,
     classifier: Any = None,
-    batch_size: int = 32,
-    device: str | None = None,
-    cache: bool = True,
-    cache_synthetic: bool = False,
-    cache_dir: str | os.PathLike | None = None,
-    kid_subset_size: int | None = None,
-    kid_subsets: int = 100,
-    prc_neighborhood: int = 3,
     generate_kwargs: Mapping[str, Any] | None = None,
     extractor_kwargs: Mapping[str, Any] | None = None,
-    output_dir: str | os.PathLike | None = None,
-    progress: bool = True,
+    **options: Any,
 ) -> EvaluationResult:
     """Compare a synthetic image set with a real one.
+
+    The options are :class:`~synthxray.evaluation.config.EvaluationConfig`'s fields (what ``synthxray evaluate``
+    parses): pass ``config=EvaluationConfig(...)``, or ``real``, ``synthetic`` and the fields as keywords
+    (``evaluate(real, synthetic, metrics=("fid",), by_class=False)``); keywords override a given ``config``.
+    ``classifier`` (label fidelity), ``generate_kwargs`` and ``extractor_kwargs`` are Python objects, not options.
 
     ``real``: anything ``synthxray.load_dataset`` reads (image folder, .npz, MedMNIST name,
     ``save_to_disk`` folder, Hub id) or a ``datasets.Dataset``; ``real_split`` picks the split,
@@ -203,19 +202,18 @@ def evaluate(
     writes files (the report, memorization grids, the t-SNE plot, the feature cache).
     """
     started = time.time()
-    metrics = [m.lower() for m in ([metrics] if isinstance(metrics, str) else metrics)]
-    unknown = [m for m in metrics if m not in ALL_METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {list(ALL_METRICS)}")
-    seed_list = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
-    if not seed_list:
-        raise ValueError("seeds must be >= 1 or a non-empty list")
-    if num_samples is not None and num_samples < 2:
-        raise ValueError("num_samples must be >= 2")
-    if "tsne" in metrics and output_dir is None:
-        raise ValueError("the tsne plot needs output_dir")
-    if class_mix not in ("real", "synthetic"):
-        raise ValueError(f"class_mix must be 'real' or 'synthetic', got {class_mix!r}")
+    cfg = _config(real, synthetic, config, options)
+    real, synthetic, metrics, extractor, by_class = cfg.real, cfg.synthetic, cfg.metrics, cfg.extractor, cfg.by_class
+    num_samples, num_per_class, real_split, synthetic_split = cfg.num_samples, cfg.num_per_class, cfg.real_split, cfg.synthetic_split
+    protocol, match_resolution, class_mix, train, train_split = cfg.protocol, cfg.match_resolution, cfg.class_mix, cfg.train, cfg.train_split
+    batch_size, device, cache, cache_synthetic, cache_dir = cfg.batch_size, cfg.device, cfg.cache, cfg.cache_synthetic, cfg.cache_dir
+    kid_subset_size, kid_subsets, prc_neighborhood = cfg.kid_subset_size, cfg.kid_subsets, cfg.prc_neighborhood
+    output_dir, progress = cfg.output_dir, cfg.progress
+    seed_list = list(range(int(cfg.seeds))) if isinstance(cfg.seeds, (int, np.integer)) else [int(s) for s in cfg.seeds]
+    if cfg.generator_settings:
+        if not is_generator(synthetic):
+            raise ValueError("scheduler/num_inference_steps/guidance_scale (--scheduler, ...) apply only when synthetic is a generator")
+        generate_kwargs = {**cfg.generator_settings, **dict(generate_kwargs or {})}
     proto = get_protocol(protocol)
     timings: dict[str, float] = {}
     state, scratch = distributed_state(), None
@@ -308,7 +306,7 @@ def evaluate(
             synth_per_seed.append(all_feats.subset([position[int(j)] for j in sub]))
         synth_datasets = [synth_ds.select(subsets[0].tolist()) if len(subsets[0]) < len(synth_ds) else synth_ds]
 
-    rows = _metric_rows(real_feats, synth_per_seed, seed_list, real_names, per_class, metrics,
+    rows = _metric_rows(real_feats, synth_per_seed, seed_list, real_names, by_class, metrics,
                         kid_subset_size, kid_subsets, prc_neighborhood, timings)
     settings = {
         "protocol": proto.name, "protocol_description": proto.description, "compared_size": plan["compared_size"],
@@ -316,7 +314,7 @@ def evaluate(
         "synthetic_native_size": plan["synthetic_native_size"], "synthetic_resolution_from": res_from,
         "resolution_note": resolution_note, "class_mix": class_mix, "class_mix_note": mix_note,
         "extractor_identity": ext.identity, "feature_dim": int(real_feats.features.shape[1]),
-        "input_size": ext.input_size, "per_class": per_class, "num_samples": num_samples,
+        "input_size": ext.input_size, "by_class": by_class, "num_samples": num_samples,
         "kid_subsets": kid_subsets, "prc_neighborhood": prc_neighborhood,
     }
     result = EvaluationResult(
@@ -404,10 +402,10 @@ def _same_mix(a: dict[int, int], b: dict[int, int]) -> bool:
 
 
 def _metric_rows(real_feats: Features, synth_per_seed: list[Features], seed_list: list[int], real_names: list[str],
-                 per_class: bool, metrics: list[str], kid_subset_size: int | None, kid_subsets: int,
+                 by_class: bool, metrics: list[str], kid_subset_size: int | None, kid_subsets: int,
                  prc_neighborhood: int, timings: dict[str, float]) -> list[dict[str, Any]]:
     t0 = time.time()
-    row_names = [OVERALL] + (real_names if per_class else [])
+    row_names = [OVERALL] + (real_names if by_class else [])
     real_stats: dict[str, Any] = {}
     values: dict[str, dict[str, list[float]]] = {r: {m: [] for m in metrics if m in DISTRIBUTION_METRICS} for r in row_names}
     n_synth: dict[str, list[int]] = {r: [] for r in row_names}

@@ -8,19 +8,12 @@ Without one, :class:`SimpleCNNClassifier` is trained on the spot on the real set
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image
-
-
-@runtime_checkable
-class ProbabilisticClassifier(Protocol):
-    class_names: list[str]
-
-    def predict_proba(self, images: list[Image.Image]) -> np.ndarray: ...
 
 
 class _SmallCNN(nn.Module):

@@ -11,7 +11,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -256,7 +256,3 @@ def train_classifier(
         model.load_state_dict(best_state)
     model.eval()
     return history
-
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from ..registry import Registry
+from .metrics import metrics_of
 
 if TYPE_CHECKING:
     import datasets
@@ -102,13 +103,6 @@ def proximal(model: torch.nn.Module, global_params: Sequence[torch.Tensor], mu: 
     return mu / 2 * sum(((p - g.to(p.device)) ** 2).sum() for p, g in zip(model.parameters(), global_params))
 
 
-def metrics_of(losses: list[float], n: int, seconds: float, partition_id: int, steps: int, **more: float) -> dict[str, float]:
-    """A site's reply metrics: ``num-examples`` (FedAvg's weight), mean and last-fifth ``train-loss``, more losses."""
-    tail = losses[-max(1, len(losses) // 5):] or [0.0]
-    return {"num-examples": n, "train-loss": sum(losses) / max(len(losses), 1), "train-loss-last": sum(tail) / len(tail),
-            "seconds": round(seconds, 2), "partition-id": partition_id, "steps": steps, **more}
-
-
 class FederatedBackend:
     """What the client and server apps ask of a backend; ``cfg`` is the validated federation config."""
 
@@ -147,14 +141,17 @@ class FederatedBackend:
 
 
 def get_backend(cfg: "FederatedConfig") -> FederatedBackend:
-    """The backend ``cfg.backend`` names (the error lists the ones a federation can train)."""
+    """The backend ``cfg.backend`` names, checked against ``cfg`` (:meth:`FederatedBackend.check`): an unknown
+    backend or a bad ``backend_args`` is a ``ValueError`` here. ``run_federated`` calls it before reading any data."""
     if cfg.backend not in FEDERATED_BACKENDS:
         from ..generators import GENERATORS  # the package registers every built-in backend
 
         why = ("is a generator backend that cannot be trained from scratch by a federation (fine-tuning a pretrained "
                "Stable Diffusion is not offered federated)" if cfg.backend in GENERATORS else "is not a synthxray backend")
         raise ValueError(f"backend {cfg.backend!r} {why}; federated training supports {', '.join(FEDERATED_BACKENDS.names())}")
-    return FEDERATED_BACKENDS.get(cfg.backend)(cfg)
+    backend = FEDERATED_BACKENDS.get(cfg.backend)(cfg)
+    backend.check()
+    return backend
 
 
 # ---- the class-conditional DDPM --------------------------------------------------------------------------------
@@ -282,7 +279,7 @@ class OneShotBackend(FederatedBackend):
 
     def check(self) -> None:
         cfg = self.cfg
-        defaults = type(cfg).__dataclass_fields__  # the FederatedConfig's own defaults (no import: config imports us)
+        defaults = type(cfg).__dataclass_fields__  # the FederatedConfig's own defaults
         ddpm_only = [f.name for f in fields(cfg) if f.name in _ddpm_field_names() and f.name not in SHARED_FIELDS
                      and f.name not in OWNED_FIELDS and getattr(cfg, f.name) != _default(defaults[f.name])]
         if ddpm_only:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..training.common import help_field
+from ..training.config import help_field
 from ..training.ddpm import DDPMTrainingConfig
 
 PARTITIONS = ("iid", "dirichlet", "majority", "large-site", "supernode")
@@ -137,12 +137,11 @@ class FederatedConfig(DDPMTrainingConfig):
         if self.secure_aggregation:
             self._check_secagg()
         self.backend_args = parse_backend_args(self.backend_args)
-        from .backends import get_backend
-
-        get_backend(self).check()  # an unknown backend or a bad backend_args fails here, before any data is read
+        # the backend and its backend_args are checked by federated.backends.get_backend (run_federated calls it before
+        # reading any data): the backends sit above this config, which imports none of them
 
     def _check_secagg(self) -> None:
-        sampled = max(self.min_train_clients, int(self.num_clients * self.fraction_train))
+        sampled = self.sites_per_round
         if sampled < 2:
             raise ValueError(f"secure_aggregation needs at least 2 sites per round, got {sampled} "
                              f"(num_clients={self.num_clients}, fraction_train={self.fraction_train})")
@@ -165,6 +164,12 @@ class FederatedConfig(DDPMTrainingConfig):
         if self.partition == "supernode" and not self.secagg_max_weight:
             raise ValueError("secure_aggregation with partition: supernode needs secagg_max_weight (at least the largest "
                              "site's image count: the server cannot see the sites' data)")
+
+    @property
+    def sites_per_round(self) -> int:
+        """Sites each round trains on: ``fraction_train`` of ``num_clients``, at least ``min_train_clients`` (the plain
+        and SecAgg+ strategies ask for this many outright, and DP's noise is scaled by it)."""
+        return max(self.min_train_clients, int(self.num_clients * self.fraction_train))
 
     @property
     def total_steps(self) -> int:

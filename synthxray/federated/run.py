@@ -16,9 +16,11 @@ def prepare(cfg: FederatedConfig) -> tuple[list[str], int, dict]:
     (class names, channels, data info with each site's class counts); writes and prints the counts."""
     from ..data import class_names, is_grayscale
     from ..training.common import prepare_output_dir, write_config
+    from .backends import get_backend
     from .partition import check_partition, class_counts, format_counts, load_training_set, partition_dataset, write_partitions
     from .server_app import check_resumable, load_latest_checkpoint
 
+    get_backend(cfg)  # an unknown backend or a bad backend_args fails here, before any data is read
     if cfg.partition == "supernode":
         raise ValueError("partition: supernode is for the deployment engine (flwr run); simulation needs iid, dirichlet, majority or large-site")
     ds = load_training_set(cfg)

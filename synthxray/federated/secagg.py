@@ -33,6 +33,7 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
 from .config import FederatedConfig, secagg_counts
+from .metrics import WEIGHT_KEY, weighted_losses
 
 logger = logging.getLogger("synthxray.federated")
 KEYS_KEY = "array-keys"  # the fit config's JSON list of state-dict keys, in the order the ndarrays travel
@@ -72,7 +73,7 @@ def legacy_train_reply(msg: Message, train: Callable[[dict[str, Any], State], tu
     keys = json.loads(str(fitins.config[KEYS_KEY]))
     new_state, metrics = train(dict(fitins.config), to_state(fitins.parameters, keys))
     fitres = FitRes(status=Status(code=Code.OK, message="ok"), parameters=to_parameters(new_state, keys),
-                    num_examples=int(metrics["num-examples"]), metrics=dict(metrics))
+                    num_examples=int(metrics[WEIGHT_KEY]), metrics=dict(metrics))
     return Message(content=compat.fitres_to_recorddict(fitres, keep_input=True), reply_to=msg)
 
 
@@ -177,13 +178,6 @@ class SecAggFedProx(_Rounds, LegacyFedProx):
     """Flower's legacy FedProx (it sends ``proximal_mu`` to the sites) with synthxray's round hooks."""
 
 
-def weighted_losses(pairs: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
-    """The example-weighted mean of the sites' losses (what ``aggregate_losses`` gives on the plain path)."""
-    total = sum(n for n, _ in pairs) or 1
-    keys = {k for _, m in pairs for k in m if k.startswith("train-loss")}
-    return {k: sum(n * float(m[k]) for n, m in pairs if k in m) / total for k in sorted(keys)}
-
-
 def max_weight(cfg: FederatedConfig, data_info: dict | None) -> float:
     """The largest weight (site image count) SecAgg+ must encode: ``secagg_max_weight``, else the largest site."""
     if cfg.secagg_max_weight:
@@ -204,7 +198,7 @@ def make_secagg_strategy(cfg: FederatedConfig, state: State, start_round: int, t
     if peak >= cfg.secagg_clipping_range:
         raise ValueError(f"secure_aggregation: the global weights reach |w| = {peak:.3g}, beyond secagg_clipping_range "
                          f"{cfg.secagg_clipping_range}; raise secagg_clipping_range")
-    sample = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
+    sample = cfg.sites_per_round
     common = dict(fraction_fit=cfg.fraction_train, fraction_evaluate=0.0, min_fit_clients=sample, min_evaluate_clients=0,
                   min_available_clients=cfg.num_clients, initial_parameters=to_parameters(state, keys),
                   fit_metrics_aggregation_fn=weighted_losses, accept_failures=True)

@@ -22,6 +22,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, 
 
 from .client_app import CONFIG_KEY
 from .config import RESUME_KEYS, FederatedConfig
+from .metrics import WEIGHT_KEY, weighted_losses
 
 logger = logging.getLogger("synthxray.federated")
 ROUNDS_FILE = "rounds.json"
@@ -29,11 +30,9 @@ WEIGHTS_FILE = "global.safetensors"
 
 
 def aggregate_losses(records: list, weighted_by_key: str) -> MetricRecord:
-    """Flower's example-weighted average of the sites' metrics, losses only (ids and step counts do not average)."""
-    from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
-
-    merged = aggregate_metricrecords(records, weighted_by_key)
-    return MetricRecord({k: v for k, v in merged.items() if k.startswith("train-loss")})
+    """The sites' replies (RecordDicts) averaged by :func:`~synthxray.federated.metrics.weighted_losses`."""
+    pairs = [(float(m[weighted_by_key]), dict(m)) for r in records for m in r.metric_records.values()]
+    return MetricRecord(weighted_losses(pairs))
 
 
 def make_strategy(cfg: FederatedConfig) -> Strategy:
@@ -41,16 +40,15 @@ def make_strategy(cfg: FederatedConfig) -> Strategy:
     # FedAvg sizes its sample from the nodes connected *before* it waits for min_available_nodes, so a
     # deployment round that starts while a SuperNode is still connecting would sample too few: ask for
     # fraction_train of num_clients outright
-    sample = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
+    sample = cfg.sites_per_round
     common = dict(train_metrics_aggr_fn=aggregate_losses,
         fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=sample,
-        min_evaluate_nodes=0, min_available_nodes=cfg.num_clients, weighted_by_key="num-examples",
+        min_evaluate_nodes=0, min_available_nodes=cfg.num_clients, weighted_by_key=WEIGHT_KEY,
     )
     strategy: Strategy = FedProx(proximal_mu=cfg.proximal_mu, **common) if cfg.strategy == "fedprox" else FedAvg(**common)
     if cfg.dp_noise_multiplier is not None:
-        sampled = max(cfg.min_train_clients, int(cfg.num_clients * cfg.fraction_train))
         strategy = DifferentialPrivacyClientSideFixedClipping(
-            strategy, noise_multiplier=cfg.dp_noise_multiplier, clipping_norm=cfg.dp_clipping_norm, num_sampled_clients=sampled
+            strategy, noise_multiplier=cfg.dp_noise_multiplier, clipping_norm=cfg.dp_clipping_norm, num_sampled_clients=sample
         )
     return strategy
 
@@ -232,7 +230,7 @@ def serve(grid: Grid, cfg: FederatedConfig, class_names: Sequence[str], channels
 
 
 def describe_strategy(cfg: FederatedConfig) -> dict[str, Any]:
-    desc: dict[str, Any] = {"name": "FedProx" if cfg.strategy == "fedprox" else "FedAvg", "weighted_by": "num-examples",
+    desc: dict[str, Any] = {"name": "FedProx" if cfg.strategy == "fedprox" else "FedAvg", "weighted_by": WEIGHT_KEY,
                             "fraction_train": cfg.fraction_train}
     if cfg.strategy == "fedprox":
         desc["proximal_mu"] = cfg.proximal_mu
@@ -270,7 +268,7 @@ class FidTracker:
         from .report import build_generator
 
         gen = build_generator(self.cfg, arrays.to_torch_state_dict(), self.names, self.channels, {})
-        res = evaluate(self.real, gen, metrics=("fid",), per_class=True, num_samples=len(self.real), real_split=self.cfg.fid_split,
+        res = evaluate(self.real, gen, metrics=("fid",), by_class=True, num_samples=len(self.real), real_split=self.cfg.fid_split,
                        progress=False)
         return {r["class"]: round(float(r["fid"]["mean"]), 2) for r in res.rows}
 
@@ -297,7 +295,10 @@ def deployment_main(grid: Grid, context: Context) -> None:
     path = str(context.run_config.get("config", ""))
     if not path:
         raise ValueError("set the run config key 'config' to the federation YAML, e.g. --run-config \"config='fed.yaml'\"")
+    from .backends import get_backend
+
     cfg = parse_config(FederatedConfig, [path])
+    get_backend(cfg)  # the backend and its backend_args, checked before any data is read
     names, channels = server_classes(cfg)
     serve(grid, cfg, names, channels, {"source": "one data-path per SuperNode", "split": cfg.dataset_split, "engine": "deployment"},
           context)

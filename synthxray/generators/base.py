@@ -13,11 +13,11 @@ from PIL import Image
 
 from ..manifest import GENERATOR_CONFIG
 from ..registry import Registry
+from ..samplers import SCHEDULERS
 
 GENERATORS: Registry[type["Generator"]] = Registry("generator")
 
 CONFIG_NAME = GENERATOR_CONFIG  # synthxray.manifest: the names of the files synthxray writes
-SCHEDULERS = ("ddpm", "ddim", "dpm", "dpm-sde", "unipc")
 
 
 @dataclass

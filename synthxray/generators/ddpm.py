@@ -22,7 +22,8 @@ from diffusers.utils import numpy_to_pil
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from .base import GENERATORS, SCHEDULERS, Generator, GeneratorInfo, resolve_pretrained_dir
+from ..samplers import SCHEDULERS
+from .base import GENERATORS, Generator, GeneratorInfo, resolve_pretrained_dir
 
 logger = logging.getLogger("synthxray.generators.ddpm")
 

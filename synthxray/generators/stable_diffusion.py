@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import torch
 from PIL import Image
 
+from ..samplers import SCHEDULERS
 from .base import GENERATORS, Generator, GeneratorInfo, resolve_pretrained_dir
 
 # seed 004: DPM-Solver multistep, 50 steps, guidance 4.0
@@ -38,7 +39,7 @@ def make_sd_scheduler(name: str, config: Any):
     classes = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler,
                "dpm-sde": DPMSolverMultistepScheduler, "unipc": UniPCMultistepScheduler}
     if name not in classes:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(classes)}")
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
     config = {k: v for k, v in dict(config).items() if not k.startswith("_")}
     if name == "dpm-sde":
         config["algorithm_type"] = "sde-dpmsolver++"

@@ -219,7 +219,7 @@ class TorchvisionDiscriminator(ModelMixin, ConfigMixin):
         and keep the random weights, as the experiments' backbones do. Returns ``(pretrained, note)``."""
         from torchvision import models
 
-        from ..experiments.backbones.base import torchvision_weights
+        from .weights import torchvision_weights
 
         name = self.config.backbone
         builder, default, native = TORCHVISION_BACKBONES[name]

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .common import TrainingConfig, TrainState
+    from .config import TrainingConfig
+    from .state import TrainState
 
 logger = logging.getLogger("synthxray.training")
 

@@ -1,87 +1,27 @@
 """Training pieces every script shares: config parsing, accelerator setup, the schedules, the step loop.
 
-The output folder and checkpoint helpers live in ``checkpoints`` and stay importable from here."""
+The shared config fields (``config``), the step/time counters (``state``) and the output folder and checkpoint
+helpers (``checkpoints``) live in lower modules and stay importable from here."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import torch
 
 from .checkpoints import CONFIG_FILE, check_output_dir, list_checkpoints, prepare_output_dir, resume, write_config  # noqa: F401  (re-exported)
+from .config import LR_SCHEDULERS, TrainingConfig, help_field  # noqa: F401  (re-exported)
+from .state import TrainState  # noqa: F401  (re-exported)
 
 logger = logging.getLogger("synthxray.training")
 
 C = TypeVar("C")
-
-
-def help_field(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with ``--help`` text (read by HfArgumentParser; ``%`` is escaped for argparse)."""
-    help = help.replace("%", "%%")
-    if isinstance(default, (list, dict, tuple)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
-    return field(default=default, metadata={"help": help, **kwargs})
-
-
-@dataclass
-class TrainingConfig:
-    """Fields every synthxray training script shares (diffusers' flag names)."""
-
-    output_dir: str = help_field("", "Where checkpoints, samples and the final model are written.")
-    seed: int = help_field(0, "Random seed for weights, data order and noise.")
-    train_batch_size: int = help_field(16, "Batch size per device.")
-    max_train_steps: int | None = help_field(None, "Total optimiser steps; overrides the epoch count when set.")
-    max_train_minutes: float | None = help_field(
-        None,
-        "Wall-clock training budget. The learning-rate schedule is planned over it (it anneals as the time runs "
-        "out, not only as the steps do); at the end a checkpoint and the model are saved. Resumed runs count the time already spent.",
-    )
-    gradient_accumulation_steps: int = help_field(1, "Micro-batches accumulated per optimiser step.")
-    learning_rate: float = help_field(1e-4, "Peak learning rate.")
-    lr_scheduler: str = help_field("cosine", "constant | constant_with_warmup | linear | cosine | onecycle.")
-    lr_warmup_steps: int = help_field(0, "Linear warm-up steps (onecycle has its own: the first 30% of the run).")
-    adam_weight_decay: float = help_field(1e-2, "AdamW weight decay.")
-    max_grad_norm: float = help_field(1.0, "Gradient clipping norm (0 disables).")
-    mixed_precision: str = help_field("no", "no | fp16 | bf16 (fp16 needs a GPU).")
-    checkpointing_steps: int = help_field(500, "Save a resumable checkpoint every N steps (0 disables).")
-    checkpoints_total_limit: int | None = help_field(None, "Keep at most this many checkpoints.")
-    resume_from_checkpoint: str | None = help_field(None, "'latest' or a checkpoint folder to continue from.")
-    overwrite_output_dir: bool = help_field(False, "Allow writing into an output_dir that holds another run.")
-    dataloader_num_workers: int = help_field(0, "DataLoader worker processes.")
-    push_to_hub: bool = help_field(False, "Push the final model to the Hub (needs --hub_model_id or uses the folder name).")
-    hub_model_id: str | None = help_field(None, "Hub repo id for --push_to_hub.")
-    hub_token: str | None = help_field(None, "Hub token (default: the logged-in token / HF_TOKEN).")
-
-    def __post_init__(self) -> None:
-        if not self.output_dir:
-            raise ValueError("output_dir is required")
-        if self.train_batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ValueError("train_batch_size and gradient_accumulation_steps must be >= 1")
-        if self.max_train_steps is not None and self.max_train_steps < 1:
-            raise ValueError("max_train_steps must be >= 1")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
-        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
-            raise ValueError("max_train_minutes must be > 0")
-        if self.lr_scheduler not in LR_SCHEDULERS:
-            raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out.pop("hub_token", None)
-        return out
-
-
-LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "onecycle")
 
 
 def parse_config(config_cls: type[C], argv: Sequence[str] | None = None, prog: str | None = None) -> C:
@@ -138,53 +78,6 @@ def training_layout(accelerator, cfg: TrainingConfig) -> dict[str, Any]:
         "distributed_type": str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type)),
         "total_batch_size": accelerator.num_processes * cfg.train_batch_size * cfg.gradient_accumulation_steps,
     }
-
-
-class TrainState:
-    """Step, epoch and training-seconds counters, saved inside every checkpoint.
-
-    ``seconds`` is the wall-clock time spent in the step loop over all runs so far (resumed runs
-    add to it), which is what ``--max_train_minutes`` budgets. On N processes the budget reads the
-    main process's clock (:meth:`sync_clock`), so every rank takes the same learning rate and stops
-    at the same step.
-    """
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.epoch = 0
-        self.seconds = 0.0
-        self._clock: float | None = None
-        self._shared: float | None = None
-
-    def start_clock(self) -> None:
-        """Start counting this run's time on top of the seconds already in the state."""
-        self._base, self._clock, self._shared = self.seconds, time.monotonic(), None
-
-    def elapsed(self) -> float:
-        """Training seconds so far, this run included (this process's clock)."""
-        return self.seconds if self._clock is None else self._base + time.monotonic() - self._clock
-
-    def sync_clock(self, accelerator) -> None:
-        """Adopt the main process's :meth:`elapsed` on every process (a no-op on one process)."""
-        if accelerator.num_processes == 1:
-            return
-        from accelerate.utils import broadcast
-
-        seconds = torch.tensor([self.elapsed()], dtype=torch.float64, device=accelerator.device)
-        self._shared = float(broadcast(seconds, from_process=0).item())
-
-    def budget_seconds(self) -> float:
-        """The training time budgets are judged by: the main process's after :meth:`sync_clock`."""
-        return self.elapsed() if self._shared is None else self._shared
-
-    def state_dict(self) -> dict[str, float]:
-        return {"step": self.step, "epoch": self.epoch, "seconds": self.elapsed()}
-
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.seconds = float(state.get("seconds", 0.0))
-        if self._clock is not None:
-            self.start_clock()
 
 
 def progress(cfg: TrainingConfig, state: TrainState, max_steps: int) -> float:

@@ -13,7 +13,8 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from ..data import intensity_of
-from ..generators.base import SCHEDULERS, GeneratorInfo
+from ..generators.base import GeneratorInfo
+from ..samplers import SCHEDULERS
 from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet, padded_resolution
 from .common import TrainState, hardware_summary, help_field, make_lr_scheduler, plan_steps, train_loop, training_layout
 from .image_data import ImageDataConfig, finish, image_dataloader, load_image_dataset, resume_and_track, save_sample_grid, start_run

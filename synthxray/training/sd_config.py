@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..generators.base import SCHEDULERS
+from ..samplers import SCHEDULERS
 from ..generators.stable_diffusion import SD_DEFAULTS
 from .common import TrainingConfig, help_field
 

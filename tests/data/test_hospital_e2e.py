@@ -93,7 +93,7 @@ def test_no_patient_data_in_any_output(tmp_path):
     manifest = json.loads((tmp_path / "synthetic" / "synthxray_dataset.json").read_text())
     assert manifest["memorization"]["train"] == "hospital" and manifest["memorization"]["num_train"] == 8
     _run([*synthxray, "evaluate", "--real", str(dicoms), "--synthetic", str(tmp_path / "synthetic"), "--metrics", "fid",
-          "memorization", "--extractor", "random", "--output", str(tmp_path / "evaluation"), "--quiet"], tmp_path, "evaluate")
+          "memorization", "--extractor", "random", "--output_dir", str(tmp_path / "evaluation"), "--no_progress"], tmp_path, "evaluate")
     outputs = [p for d in ("generator", "synthetic", "evaluation", "logs", "hf-cache", "feature-cache")
                for p in (tmp_path / d).rglob("*") if p.is_file()]
     names = {p.name for p in outputs}

@@ -100,14 +100,14 @@ def test_evaluate_sees_16bit_as_its_8bit_rendering(tmp_path, high):
         (eight / f.parent.name).mkdir(parents=True, exist_ok=True)
         with Image.open(f) as im:
             to_8bit(im, window).save(eight / f.parent.name / f.name)
-    res = evaluate(real, eight, metrics=("fid",), extractor="random", per_class=False, cache=False, progress=False)
+    res = evaluate(real, eight, metrics=("fid",), extractor="random", by_class=False, cache=False, progress=False)
     assert abs(res.value("fid")) < 1e-3
     clipped = tmp_path / "clipped"  # what training used to see: convert("L")
     for f in real.rglob("*.png"):
         (clipped / f.parent.name).mkdir(parents=True, exist_ok=True)
         with Image.open(f) as im:
             im.convert("L").save(clipped / f.parent.name / f.name)
-    assert evaluate(real, clipped, metrics=("fid",), extractor="random", per_class=False, cache=False, progress=False).value("fid") > 0.1  # 100x the tolerance above
+    assert evaluate(real, clipped, metrics=("fid",), extractor="random", by_class=False, cache=False, progress=False).value("fid") > 0.1  # 100x the tolerance above
 
 
 def test_window_at_load_time(tmp_path):

@@ -27,7 +27,7 @@ def run(real: Path, synthetic: Path, tiny: Path, out: Path, cache_dir: Path) -> 
     again = compute_features(real_ds, cache=True, cache_dir=cache_dir, desc="real again", **ARGS)
     synth = compute_features(synth_ds, desc="synthetic", **ARGS)
     few = compute_features(tiny_ds, desc="fewer batches than processes", **ARGS)
-    result = evaluate(real_ds, synth_ds, metrics=("fid", "kid", "precision", "recall", "memorization"), per_class=True,
+    result = evaluate(real_ds, synth_ds, metrics=("fid", "kid", "precision", "recall", "memorization"), by_class=True,
                       cache=False, output_dir=out, progress=False, **ARGS)
     return {"real": first.features, "real_labels": first.labels, "first_cached": first.cached, "again": again.features,
             "again_cached": again.cached, "synthetic": synth.features, "synthetic_labels": synth.labels,

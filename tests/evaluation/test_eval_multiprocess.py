@@ -63,8 +63,8 @@ def test_cli_evaluate_on_two_processes_writes_one_complete_report(tiny_ddpm_dir,
     xray_like(16, size=16, seed=0, names=("0", "1")).save_to_disk(str(real))  # the tiny DDPM's classes
     out = tmp_path / "eval"
     flags = ["--real", real, "--synthetic", tiny_ddpm_dir, "--num_samples", "10", "--num_inference_steps", "2",
-             "--batch_size", "4", "--extractor", "random", "--per_class", "--metrics", "fid", "kid", "precision", "recall",
-             "memorization", "label_fidelity", "--cache_dir", tmp_path / "cache", "--output", out, "--device", "cpu"]
+             "--batch_size", "4", "--extractor", "random", "--by_class", "--metrics", "fid", "kid", "precision", "recall",
+             "memorization", "label_fidelity", "--cache_dir", tmp_path / "cache", "--output_dir", out, "--device", "cpu"]
     run_ = torchrun(["-m", "synthxray.cli", "evaluate", *flags])
     assert run_.stdout.count("wrote ") == 1 and run_.stdout.count("| overall |") == 1  # printed by the main process
     assert sorted(p.name for p in out.iterdir()) == [
@@ -77,7 +77,7 @@ def test_cli_evaluate_on_two_processes_writes_one_complete_report(tiny_ddpm_dir,
 
     one = evaluate(real, load_generator(tiny_ddpm_dir, device="cpu"),
                    metrics=("fid", "kid", "precision", "recall", "memorization", "label_fidelity"),
-                   extractor="random", per_class=True, num_samples=10, batch_size=4, cache=False, progress=False,
+                   extractor="random", by_class=True, num_samples=10, batch_size=4, cache=False, progress=False,
                    generate_kwargs={"num_inference_steps": 2, "batch_size": 4})
     for key, value in _rows(report["rows"]).items():
         assert value == pytest.approx(_rows(one.to_dict()["rows"])[key], **FID), key

@@ -38,7 +38,7 @@ def folders(tmp_path_factory):
 
 def _ours(folders, extractor, protocol):
     res = evaluate(str(folders[0]), str(folders[1]), metrics=("fid",), extractor=extractor, protocol=protocol,
-                   per_class=False, class_mix="synthetic", cache=False, progress=False, batch_size=8)
+                   by_class=False, class_mix="synthetic", cache=False, progress=False, batch_size=8)
     assert res.protocol == get_protocol(protocol).name and res.compared_size == 32
     assert res.overall["n_real"] == 24 and res.overall["n_synthetic"] == 24
     return res.value("fid")

@@ -41,9 +41,14 @@ def fed(tiny_npz, tmp_path, **kw):
         (dict(backend="vae", backend_args={"conditional": False}, fid_every_rounds=1), "no classes to match"),
     ],
 )
-def test_bad_backend_input_fails_before_training(tiny_npz, tmp_path, kw, match):
+def test_bad_backend_input_fails_before_training(tiny_npz, tmp_path, kw, match, monkeypatch):
+    """``run_federated``'s first step refuses them before it reads any data or writes anything."""
+    from synthxray.federated import partition
+    from synthxray.federated.run import prepare
+
+    monkeypatch.setattr(partition, "load_training_set", lambda cfg: pytest.fail("the data was read before the check"))
     with pytest.raises(ValueError, match=match):
-        fed(tiny_npz, tmp_path, **kw)
+        prepare(fed(tiny_npz, tmp_path, **kw))
     assert not (tmp_path / "o").exists()
 
 

@@ -109,9 +109,11 @@ def test_strategy_is_flowers_weighted_by_examples_and_samples_the_fraction():
     from synthxray.federated.server_app import make_strategy
 
     base = dict(dataset="x", output_dir="o", num_clients=10)
-    s = make_strategy(FederatedConfig(fraction_train=0.3, **base))
+    cfg = FederatedConfig(fraction_train=0.3, **base)
+    s = make_strategy(cfg)
     assert type(s) is FedAvg and s.weighted_by_key == "num-examples"
-    assert s.min_train_nodes == 3 and s.min_available_nodes == 10  # sample size fixed even before all nodes connect
+    assert s.min_train_nodes == cfg.sites_per_round == 3 and s.min_available_nodes == 10  # fixed before all nodes connect
+    assert FederatedConfig(fraction_train=0.05, min_train_clients=2, **base).sites_per_round == 2
     prox = make_strategy(FederatedConfig(strategy="fedprox", proximal_mu=0.1, **base))
     assert isinstance(prox, FedProx) and prox.proximal_mu == 0.1
     dp = make_strategy(FederatedConfig(dp_noise_multiplier=0.5, dp_clipping_norm=2.0, **base))
@@ -128,3 +130,20 @@ def test_supernode_partition_needs_class_names_and_is_for_deployment(tmp_path):
     assert server_classes(cfg) == (["normal", "pneumonia"], 1)
     with pytest.raises(ValueError, match="deployment engine"):
         prepare(cfg)
+
+
+def test_plain_and_secagg_servers_average_the_site_losses_by_one_rule():
+    """The Message-API server's ``aggregate_losses`` and SecAgg+'s legacy ``fit_metrics_aggregation_fn`` are the same
+    example-weighted mean (``federated.metrics.weighted_losses``), of the losses only."""
+    from flwr.app import MetricRecord, RecordDict
+
+    from synthxray.federated import secagg
+    from synthxray.federated.metrics import metrics_of, weighted_losses
+    from synthxray.federated.server_app import aggregate_losses
+
+    sites = [metrics_of([1.0] * 5, 30, 3.0, 0, 5), metrics_of([3.0] * 5, 10, 9.0, 1, 5, **{"train-loss-g": 2.0})]
+    expected = {"train-loss": 1.5, "train-loss-last": 1.5, "train-loss-g": 0.5}
+    assert weighted_losses([(m["num-examples"], m) for m in sites]) == pytest.approx(expected)
+    records = [RecordDict({"metrics": MetricRecord(m)}) for m in sites]
+    assert dict(aggregate_losses(records, "num-examples")) == pytest.approx(expected)
+    assert secagg.weighted_losses is weighted_losses  # what make_secagg_strategy passes to Flower's legacy strategy

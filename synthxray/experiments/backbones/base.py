@@ -16,12 +16,20 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
+from ...networks.weights import (  # noqa: F401  (re-exported: the backbones' weight rules live with the networks)
+    _FAILED,
+    RANDOM_WEIGHTS,
+    announce_random,
+    read_state,
+    short_error,
+    torchvision_state,
+    torchvision_weights,
+)
 from ...registry import Registry
 
 logger = logging.getLogger("synthxray.experiments")
@@ -29,7 +37,6 @@ logger = logging.getLogger("synthxray.experiments")
 BACKBONES: Registry[Callable[..., "Built"]] = Registry("backbone")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-RANDOM_WEIGHTS = ("none", "random", None, False)
 # options that make each backbone tiny (a few thousand parameters, random weights): for tests and smoke runs
 TINY_OPTIONS: dict[str, dict[str, Any]] = {}
 
@@ -68,72 +75,6 @@ def list_backbones() -> list[str]:
 def create_backbone(name: str, num_classes: int, in_channels: int, image_size: int, **options: Any) -> Built:
     """Build the backbone registered as ``name`` (a KeyError lists the known ones)."""
     return BACKBONES.get(name)(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options)
-
-
-# ---- pretrained weights ----------------------------------------------------------------------
-_FAILED: dict[str, str] = {}  # weight sources that could not be loaded in this process: tried once
-
-
-def announce_random(backbone: str, source: str, reason: str) -> str:
-    note = f"RANDOM WEIGHTS: pretrained weights {source!r} for {backbone} could not be loaded ({reason}); training starts from random initialisation"
-    if source not in _FAILED:
-        banner = "!" * 100
-        logger.warning("\n%s\n%s\n%s", banner, note, banner)
-    _FAILED[source] = reason
-    return note
-
-
-def short_error(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {text[:160]}"
-
-
-def torchvision_weights(backbone: str, builder: Callable, weights: Any, default: str, **kwargs: Any):
-    """Build a torchvision model with weights: an enum name, 'default', a local file, or none.
-
-    Returns ``(model, pretrained, weights_note)``; unreachable weights give random ones, announced.
-    """
-    if weights in RANDOM_WEIGHTS:
-        return builder(weights=None, **kwargs), False, "random initialisation (weights: none requested)"
-    source = default if weights in ("default", "auto", True) else str(weights)
-    if source in _FAILED:
-        return builder(weights=None, **kwargs), False, announce_random(backbone, source, _FAILED[source])
-    try:
-        if Path(source).expanduser().is_file():
-            model = builder(weights=None, **kwargs)
-            model.load_state_dict(read_state(Path(source).expanduser()))
-            return model, True, f"pretrained weights from {source}"
-        return builder(weights=source, **kwargs), True, f"pretrained torchvision weights {source}"
-    except Exception as exc:  # no network, no cache, bad file
-        return builder(weights=None, **kwargs), False, announce_random(backbone, source, short_error(exc))
-
-
-def torchvision_state(backbone: str, model_name: str, weights: Any, default: str) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """The state dict of torchvision weights (an enum name, 'default', a local file) without building the model.
-
-    Returns ``(state, note)``; ``state`` is None, announced, when the weights cannot be had.
-    """
-    if weights in RANDOM_WEIGHTS:
-        return None, "random initialisation (weights: none requested)"
-    source = default if weights in ("default", "auto", True) else str(weights)
-    if source in _FAILED:
-        return None, announce_random(backbone, source, _FAILED[source])
-    try:
-        if Path(source).expanduser().is_file():
-            return read_state(Path(source).expanduser()), f"pretrained weights from {source}"
-        from torchvision.models import get_model_weights
-
-        return get_model_weights(model_name)[source].get_state_dict(progress=False, check_hash=True), f"pretrained torchvision weights {source}"
-    except Exception as exc:  # no network, no cache, bad file, unknown name
-        return None, announce_random(backbone, source, short_error(exc))
-
-
-def read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def hf_model(backbone: str, model_cls, config_cls, weights: Any, default_id: str, hf_config: dict | None, default_config: dict):
