@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--knob_per_class", type=int, default=600)
+    p.add_argument("--knob_per_class", type=int, default=400, help="knob pool images per class (>= 390: FID takes the 624 test images' class mix)")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.5, 2.0, 3.0], help="guidance scales sampled (1 = the main pool's first images)")
     p.add_argument("--samplers", nargs="+", default=["dpm"], help="other samplers at guidance 1 (dpm: deterministic; the main pool is dpm-sde)")
     p.add_argument("--selections", nargs="+", default=SELECTIONS, choices=SELECTIONS)
@@ -183,10 +183,21 @@ def make_knob_pools(args, out: Path) -> None:
 
     from synthxray import generate_dataset, load_classifier, load_dataset, load_generator
 
+    n = args.knob_per_class
+    gen = None  # the sampled pools first: they do not need the main pool
+    for knob, kw in [(f"g{g:g}", {"guidance_scale": g, "scheduler": args.scheduler}) for g in args.guidance] + [
+            (s, {"guidance_scale": 1.0, "scheduler": s}) for s in args.samplers]:
+        folder = knob_dir(out, knob)
+        if folder.is_dir():
+            continue
+        gen = gen or load_generator(args.model)
+        _log(f"{knob}: sampling {n} per class ({kw}, {args.steps} steps) into {folder}")
+        t0 = time.time()
+        generate_dataset(gen, per_class=n, seed=0, output_dir=folder, batch_size=64, num_inference_steps=args.steps, **kw)
+        downstream._timing(out, f"knob_{knob}_s", time.time() - t0)
     main = load_dataset(str(out / "pool"))
     labels = np.asarray(main["label"])
     names = main.features["label"].names
-    n = args.knob_per_class
 
     def save(rows, knob: str, note: dict) -> None:
         folder = knob_dir(out, knob)
@@ -201,17 +212,6 @@ def make_knob_pools(args, out: Path) -> None:
     # g1: the first images of each class (generate_dataset's per-image seeds make them a fresh sample's first images)
     save(np.concatenate([np.flatnonzero(labels == c)[:n] for c in range(len(names))]), "g1",
          {"knob": "g1", "how": f"the main pool's first {n} per class (guidance 1, {args.scheduler}, {args.steps} steps)"})
-    gen = None
-    for knob, kw in [(f"g{g:g}", {"guidance_scale": g, "scheduler": args.scheduler}) for g in args.guidance] + [
-            (s, {"guidance_scale": 1.0, "scheduler": s}) for s in args.samplers]:
-        folder = knob_dir(out, knob)
-        if folder.is_dir():
-            continue
-        gen = gen or load_generator(args.model)
-        _log(f"{knob}: sampling {n} per class ({kw}, {args.steps} steps) into {folder}")
-        t0 = time.time()
-        generate_dataset(gen, per_class=n, seed=0, output_dir=folder, batch_size=64, num_inference_steps=args.steps, **kw)
-        downstream._timing(out, f"knob_{knob}_s", time.time() - t0)
     if not args.selections or all(knob_dir(out, s).is_dir() for s in args.selections):
         return
     clf = load_classifier(reference_classifier(out))
