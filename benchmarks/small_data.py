@@ -60,9 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--knob_per_class", type=int, default=400, help="knob pool images per class (>= 390: FID takes the 624 test images' class mix)")
-    p.add_argument("--guidance", type=float, nargs="+", default=[1.5, 2.0, 3.0], help="guidance scales sampled (1 = the main pool's first images)")
-    p.add_argument("--samplers", nargs="+", default=["dpm"], help="other samplers at guidance 1 (dpm: deterministic; the main pool is dpm-sde)")
-    p.add_argument("--selections", nargs="+", default=SELECTIONS, choices=SELECTIONS)
+    p.add_argument("--guidance", type=float, nargs="*", default=[1.5, 2.0, 3.0], help="guidance scales sampled (1 = the main pool's first images)")
+    p.add_argument("--samplers", nargs="*", default=["dpm"], help="other samplers at guidance 1 (dpm: deterministic; the main pool is dpm-sde)")
+    p.add_argument("--selections", nargs="*", default=SELECTIONS, choices=SELECTIONS)
     p.add_argument("--select_fraction", type=float, default=0.05)
     p.add_argument("--select_seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--select_kinds", nargs="+", default=["real", "balanced-real", "limited", "pretrain-synth"])
@@ -398,6 +398,14 @@ def main(argv=None) -> int:
                                    ["real", "balanced-real", "limited", "pretrain-synth"], args.seeds))
         downstream._timing(out, "confirm_s", time.time() - t0)
     if "report" in args.stages:
+        from synthxray.experiments.runner import write_report
+        from synthxray.experiments.spec import load_spec
+
+        for folder, fractions, kinds in [(out / "regimes", args.fractions, args.kinds)] + [
+                (d, args.confirm_fractions, ["real", "balanced-real", "limited", "pretrain-synth"]) for d in sorted((out / "confirm").glob("*"))]:
+            if (folder / "runs").is_dir():  # the tables from every finished run (a cut-short grid reports what it has)
+                pool = out / "pool" if folder.name == "regimes" else knob_dir(out, folder.name)
+                write_report(load_spec(regime_spec(args, pool, folder, fractions, kinds, args.seeds)), folder)
         text = report(args, out)
         (out / "report.md").write_text(text)
         if args.report:
