@@ -307,6 +307,9 @@ def plot_regimes(rows: Sequence[dict[str, Any]], backbone: str, path: Path) -> P
             err = [scale * (p[1]["mean"] - p[1]["ci95_low"]) if p[1]["ci95_low"] is not None else 0 for p in pts]
             color, ls, marker = STYLE[k]
             ax.errorbar(x, y, yerr=err, color=color, ls=ls, marker=marker, capsize=3, ms=5, label=display_name(k))
+        means = [scale * r[metric]["mean"] for r in mine if r[metric]["mean"] is not None]
+        if means:  # a 1%-data run's interval can span the whole axis: keep the means in view
+            ax.set_ylim(max(0.0, min(means) - 0.1 * scale), min(1.0 * scale, max(means) + 0.05 * scale))
         ax.set_xscale("log")
         ax.set_xlabel("real training images (log)")
         ax.set_ylabel(label)
