@@ -69,6 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--confirm_fractions", type=float, nargs="+", default=[0.01, 0.05, 0.1])
     p.add_argument("--knob", default=None, help="skip the choice: confirm this knob pool")
     p.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
+    p.add_argument("--no_fid", dest="fid", action="store_false", help="quality stage without Inception (coverage, confidence, accuracy only)")
     p.add_argument("--report", default=None, help="also copy the report to this markdown file")
     args = p.parse_args(argv)
     args.backbones, args.memorization_features, args.checkpoint = ["cnn"], False, None  # what downstream's helpers read
@@ -250,12 +251,15 @@ def pool_quality(args, out: Path, knob: str) -> dict:
 
     from synthxray import load_classifier, load_dataset
 
-    path = out / "quality" / f"{knob}.json"
+    path = out / "quality" / (f"{knob}.json" if args.fid else f"{knob}.hardness.json")
     if path.is_file() and "coverage" in json.loads(path.read_text()):
         return json.loads(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     clf_dir = reference_classifier(out)
-    q = downstream.measure_quality(args, out, pool_dir=knob_dir(out, knob), classifier=clf_dir, path=path, memorization_check=(knob == "main"))
+    if args.fid:
+        q = downstream.measure_quality(args, out, pool_dir=knob_dir(out, knob), classifier=clf_dir, path=path, memorization_check=(knob == "main"))
+    else:  # no Inception: coverage, confidence and the classifier's accuracy only
+        q = {"rows": [{"class": "overall"}], "label_fidelity": None}
     clf = load_classifier(clf_dir)
     test = load_dataset(args.data, split="test")
     pool = load_dataset(str(knob_dir(out, knob)))
@@ -269,6 +273,7 @@ def pool_quality(args, out: Path, knob: str) -> dict:
     q["coverage"] = coverage(tf, pf[sub])
     q["coverage_space"] = f"penultimate features of {clf_dir} (k = 5; {len(tf)} test vs {len(sub)} pool images)"
     q["confidence"] = {"test": float(tp[np.arange(len(ty)), ty].mean()), "pool": float(pp[np.arange(len(py)), py].mean())}
+    q["accuracy"] = {"test": float((tp.argmax(1) == ty).mean()), "pool": float((pp.argmax(1) == py).mean())}
     q["knob"] = knob
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(q, indent=2, default=str) + "\n")
@@ -314,8 +319,8 @@ def quality_table(qs: dict[str, dict]) -> list[str]:
     for knob, q in qs.items():
         row = next(r for r in q["rows"] if r["class"] == "overall")
         get = lambda m: row.get(m, {}).get("mean") if row.get(m) else None  # noqa: E731
-        lf = q.get("label_fidelity") or {}
-        acc = f"{_f(lf.get('synthetic', {}).get('accuracy'))} ({_f(lf.get('real_test', {}).get('accuracy'))})" if lf else "–"
+        a = q.get("accuracy") or {}
+        acc = f"{_f(a.get('pool'))} ({_f(a.get('test'))})"
         conf = q.get("confidence", {})
         lines.append(f"| {knob} | {_f(get('fid'), '{:.1f}')} | {_f(get('precision'))} | {_f(get('recall'))} | {_f(q.get('coverage'))} | {acc} | "
                      f"{_f(conf.get('pool'))} ({_f(conf.get('test'))}) |")
@@ -330,9 +335,15 @@ def report(args, out: Path) -> str:
              f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Wall time by stage (s): {json.dumps(timings)}.", "",
              f"Generator {args.model}; main pool {args.per_class} per class ({args.scheduler}, {args.steps} steps) in {out / 'pool'}. Classifiers: cnn "
              f"from scratch, {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, best validation epoch kept.", ""]
-    qs = {k: json.loads((out / "quality" / f"{k}.json").read_text()) for k in ["main"] + knob_names(args) if (out / "quality" / f"{k}.json").is_file()}
+    qs = {}
+    for k in ["main"] + knob_names(args):  # with FID where it was measured, else the hardness figures alone
+        for name in (f"{k}.json", f"{k}.hardness.json"):
+            if (out / "quality" / name).is_file() and "coverage" in json.loads((out / "quality" / name).read_text()):
+                qs[k] = json.loads((out / "quality" / name).read_text())
+                break
     if qs:
-        q0 = next(iter(qs.values()))
+        q0 = next((q for q in qs.values() if q.get("extractor")), {"extractor": "–", "protocol": "–", "n_synthetic": "–", "synthetic_per_class": "–", "n_real": 624})
+        q0 = {**next(iter(qs.values())), **q0}
         lines += ["#### Pool quality and hardness", "",
                   f"FID / precision / recall: {q0['extractor']}, protocol {q0['protocol']}, n = {q0['n_synthetic']} pool images in the test class mix "
                   f"{q0['synthetic_per_class']} vs the {q0['n_real']} test images. Coverage: {q0.get('coverage_space', '–')}. Label fidelity: the "
