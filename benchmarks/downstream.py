@@ -209,19 +209,24 @@ def run_classifiers(args, out: Path, backbone: str):
     return results
 
 
-def measure_quality(args, out: Path) -> dict:
-    """FID / precision / recall in the test class mix, label fidelity, memorization (public synthxray API)."""
+def measure_quality(args, out: Path, pool_dir: Path | None = None, classifier: Path | None = None, path: Path | None = None,
+                    memorization_check: bool = True) -> dict:
+    """FID / precision / recall in the test class mix, label fidelity, memorization (public synthxray API).
+
+    Defaults: ``OUTPUT/pool`` scored with the study's seed-0 baseline classifier into ``OUTPUT/quality.json``.
+    """
     import numpy as np
 
     from synthxray import evaluate, label_fidelity, load_classifier, load_dataset, memorization
     from synthxray.classes import match_class_names, proportional_counts
 
-    path = out / "quality.json"
+    path = path or out / "quality.json"
     if path.is_file():
         return json.loads(path.read_text())
     t0 = time.time()
     test = load_dataset(args.data, split="test")
-    pool = load_dataset(str(out / "pool"))
+    pool_dir = pool_dir or out / "pool"
+    pool = load_dataset(str(pool_dir))
     names = list(test.features["label"].names)
     test_counts = dict(zip(names, np.bincount(np.asarray(test["label"]), minlength=len(names)).tolist()))
     want = proportional_counts(test_counts, len(test))  # the test class mix at n = len(test)
@@ -230,11 +235,11 @@ def measure_quality(args, out: Path) -> dict:
     # the first images of each class: generate_dataset's per-image seeds make these the pool's (and a fresh sample's) first images
     rows = np.concatenate([np.flatnonzero(pool_labels == names.index(n))[: want[n]] for n in names])
     subset = pool.select(rows.tolist())
-    res = evaluate(args.data, subset, metrics=["fid", "precision", "recall"], real_split="test", by_class=True, output_dir=str(out / "quality"))
-    baseline = out / args.backbones[0] / "runs" / args.backbones[0] / "baseline" / "seed_0" / "classifier"
+    res = evaluate(args.data, subset, metrics=["fid", "precision", "recall"], real_split="test", by_class=True, output_dir=str(path.with_suffix("")))
+    baseline = classifier or out / args.backbones[0] / "runs" / args.backbones[0] / "baseline" / "seed_0" / "classifier"
     fidelity = label_fidelity(pool, classifier=load_classifier(baseline), real_test=test) if baseline.is_dir() else None
     mem = memorization(load_dataset(args.data, split="train"), subset, extractor="inception" if args.memorization_features else None,
-                       output_dir=str(out / "quality" / "memorization"), progress=False)
+                       output_dir=str(path.with_suffix("") / "memorization"), progress=False) if memorization_check else {"spaces": {}}
     settings = dict(getattr(res, "settings", {}) or {})
     quality = {
         "n_real": len(test), "n_synthetic": len(subset), "synthetic_per_class": {n: want[n] for n in names},

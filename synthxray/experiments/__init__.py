@@ -18,6 +18,9 @@ A spec (``synthxray experiment --config exp.yaml``; unknown keys are errors)::
     ratio_of: synthetic        # the default: synth-N = N% of the synthetic pool (seed 004); real: N% of the real count
     compare_to: [baseline, balanced-real]   # paired per-seed deltas with 95% t-intervals (this is the default)
     robustness: true           # accuracy under noise / FGSM / BIM at 8/255
+    # regimes: {fractions: [0.01, 0.05, 0.1, 0.25, 1.0], recipes: [real, balanced-real, limited, pretrain-synth]}
+    #   the limited-data grid (experiments/regimes.py): every recipe at every real fraction, paired with real-F and
+    #   balanced-real-F, plus regimes.md and the worth of the synthetic images in real images
     output_dir: runs/exp
 
 Backbones live one family per module in ``experiments/backbones/`` (``@register_backbone``); the

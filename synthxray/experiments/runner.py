@@ -29,6 +29,7 @@ import torch
 from .classifier import Classifier, load_classifier
 from .data import VAL_SPLIT_SEED, ExperimentData, check_plan, known_pool_counts, prepare_data, prepare_synthetic  # noqa: F401
 from .recipes import SOURCE_REPEAT, SOURCE_SYNTHETIC, Recipe, augment, display_name
+from .regimes import write_regime_report
 from .report import aggregate, compute_metrics, counts_markdown, markdown_table, write_csv, write_json, write_plots
 from .robustness import robustness
 from .spec import BackboneSpec, ExperimentSpec, load_spec
@@ -335,6 +336,9 @@ def write_report(spec: ExperimentSpec, out: Path, class_names: list[str] | None 
     if spec.plots and rows:
         files += write_plots(rows, runs, [b for b in backbones if any(r["backbone"] == b for r in rows)],
                              [r for r in recipes if any(x["recipe"] == r for x in rows)], class_names or [], out / "plots")
+    if spec.regimes is not None:  # the limited-data table, plot and worth in real images (experiments/regimes.py)
+        regime_md, regime_files = write_regime_report(spec.regimes, runs, backbones, out, plots=spec.plots)
+        md, files = md + "\n" + regime_md, files + regime_files
     logger.info("results in %s:\n%s", out, md)
     return ExperimentResults(rows, runs, md, out, files)
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from .backbones import BACKBONES
 from .recipes import BALANCES, DEFAULT_RATIO_OF, RATIO_OF, Recipe, parse_recipe
+from .regimes import RegimeSpec
 from .robustness import ATTACKS
 from .train import MONITORS, SCHEDULES, TrainConfig
 
@@ -135,6 +136,9 @@ class BackboneSpec:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+DEFAULT_RECIPES = ("baseline", "synth-25", "synth-50", "synth-100", "limited-10", "limited-25", "synth-only")
+
+
 @dataclass
 class ExperimentSpec:
     """Everything one experiment needs. See ``docs`` in the README for an example file."""
@@ -149,7 +153,8 @@ class ExperimentSpec:
     test_split: str = "test"
     synthetic: Any = None
     backbones: list[Any] = field(default_factory=lambda: ["densenet121"])
-    recipes: list[Any] = field(default_factory=lambda: ["baseline", "synth-25", "synth-50", "synth-100", "limited-10", "limited-25", "synth-only"])
+    recipes: list[Any] = field(default_factory=lambda: list(DEFAULT_RECIPES))
+    regimes: Any = None  # {fractions: [...], recipes: [real, balanced-real, limited, ...]}: the limited-data grid (experiments/regimes.py)
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: str | None = None  # recipe the deltas are taken against; default baseline or real-only when present
     compare_to: list[str] | None = None  # recipes paired deltas are taken against; default baseline + balanced-real*
@@ -184,6 +189,15 @@ class ExperimentSpec:
             raise ValueError("real_train and test are required")
         self.synthetic = SyntheticSpec.parse(self.synthetic)
         self.robustness = RobustnessSpec.parse(self.robustness)
+        self.regimes = RegimeSpec.parse(self.regimes)
+        if self.regimes is not None:
+            # the grid first; recipes listed beside it (other than the default list) are added after it, and a grid recipe
+            # already listed (a spec written by to_dict) is not added twice
+            extra = [] if list(self.recipes) == list(DEFAULT_RECIPES) else list(self.recipes)
+            listed = {r.name if isinstance(r, Recipe) else (r.get("name") if isinstance(r, Mapping) else str(r)) for r in extra}
+            self.recipes = [r for r in self.regimes.expand() if r.name not in listed] + extra
+            if self.compare_to is None:
+                self.compare_to = []  # the regime report pairs every row with its own fraction's controls
         if not self.backbones or not self.recipes or not self.seeds:
             raise ValueError("backbones, recipes and seeds must each list at least one entry")
         self.backbones = [BackboneSpec.parse(b) for b in self.backbones]
@@ -284,6 +298,7 @@ def load_spec(source: Any, **overrides: Any) -> ExperimentSpec:
         data = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)}
         data["synthetic"] = source.synthetic
         data["robustness"] = source.robustness
+        data["regimes"] = source.regimes
     elif isinstance(source, Mapping):
         data = dict(source)
     else:
