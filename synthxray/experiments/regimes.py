@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .recipes import Recipe, display_name
-from .report import aggregate, paired_deltas
+from .report import aggregate, paired_cell, paired_deltas
 
 REGIME_KINDS = ("real", "balanced-real", "reweighted-real", "limited", "pretrain-synth", "mixed")
 CONTROL_KINDS = ("real", "balanced-real", "reweighted-real")
@@ -215,15 +215,7 @@ def regime_rows(regimes: RegimeSpec, runs: Sequence[dict[str, Any]], backbones: 
 
 
 def _cell(p: dict[str, Any] | None, metric: str, digits: int = 1, scale: float = 100) -> str:
-    if not p or p[metric]["mean"] is None:
-        return "–"
-    s = p[metric]
-    text = f"{scale * s['mean']:+.{digits}f}"
-    if s["ci95_low"] is not None:
-        text += f" ({scale * s['ci95_low']:+.{digits}f}, {scale * s['ci95_high']:+.{digits}f})"
-        if s["ci95_low"] > 0 or s["ci95_high"] < 0:
-            text = f"**{text}**"
-    return text
+    return paired_cell(p, metric, digits, scale, bold=True, missing="–")
 
 
 def _ms(s: dict[str, Any], pct: bool) -> str:

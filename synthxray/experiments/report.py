@@ -191,14 +191,18 @@ def _ci(s: dict[str, Any], pct: bool = True) -> str:
     return f"{s['ci95_low']:.3f}–{s['ci95_high']:.3f}"
 
 
-def paired_cell(p: dict[str, Any] | None, metric: str = "accuracy") -> str:
-    """``+1.2 (−0.3, +2.7)``: mean paired difference in points and its 95% t-interval (from 2 seeds on)."""
+def paired_cell(p: dict[str, Any] | None, metric: str = "accuracy", digits: int = 1, scale: float = 100, bold: bool = False,
+                missing: str = "") -> str:
+    """``+1.2 (−0.3, +2.7)``: mean paired difference (times ``scale``: points) and its 95% t-interval (from 2 seeds on);
+    ``bold`` marks an interval that excludes 0."""
     if not p or p[metric]["mean"] is None:
-        return ""
+        return missing
     s = p[metric]
-    text = f"{100 * s['mean']:+.1f}"
+    text = f"{scale * s['mean']:+.{digits}f}"
     if s["ci95_low"] is not None:
-        text += f" ({100 * s['ci95_low']:+.1f}, {100 * s['ci95_high']:+.1f})"
+        text += f" ({scale * s['ci95_low']:+.{digits}f}, {scale * s['ci95_high']:+.{digits}f})"
+        if bold and (s["ci95_low"] > 0 or s["ci95_high"] < 0):
+            text = f"**{text}**"
     return text
 
 
