@@ -59,7 +59,7 @@ def test_cli_train_lists_the_trainers_and_their_flags(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "usage: synthxray train ddpm" in out and "--resolution" in out and "--resume_from_checkpoint" in out
-    assert {"ddpm", "dreambooth", "lora"} <= set(TRAINERS)
+    assert {"ddpm", "sd-dreambooth", "sd-lora"} <= set(TRAINERS)
     with pytest.raises(SystemExit):
         cli_main(["train", "nosuch"])
     assert "invalid choice" in capsys.readouterr().err
@@ -68,9 +68,26 @@ def test_cli_train_lists_the_trainers_and_their_flags(capsys):
 def test_trainers_table_names_real_configs():
     import importlib
 
-    for name, (module, config) in TRAINERS.items():
+    for name, (module, config, defaults) in TRAINERS.items():
         mod = importlib.import_module(module)
         assert callable(mod.train) and hasattr(getattr(mod, config), "__dataclass_fields__"), name
+        assert set(defaults) <= set(getattr(mod, config).__dataclass_fields__), name
+
+
+def test_one_key_per_backend_across_generators_trainers_and_federated_backends():
+    """A backend has one name: the generator registry's, which the trainers and the federated backends use too."""
+    from synthxray.federated.backends import FEDERATED_BACKENDS
+    from synthxray.generators import list_generators
+    from synthxray.training import SCRIPT_NAMES, _with_defaults, trainer_key
+
+    assert set(TRAINERS) == set(list_generators())
+    assert set(FEDERATED_BACKENDS.names()) <= set(TRAINERS)
+    assert {trainer_key(n) for n in SCRIPT_NAMES} <= set(TRAINERS) and trainer_key("nosuch") is None
+    # a GAN backend name sets its architecture; a flag still overrides it
+    from synthxray.training.gan import GANTrainingConfig
+
+    cls = _with_defaults(GANTrainingConfig, TRAINERS["wgan-gp"][2], script=False)
+    assert issubclass(cls, GANTrainingConfig) and cls.__dataclass_fields__["architecture"].default == "wgan-gp"
 
 
 def test_python_m_synthxray_training_dispatches_to_the_trainer(capsys):
@@ -81,5 +98,5 @@ def test_python_m_synthxray_training_dispatches_to_the_trainer(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["lora", "--help"])
     assert exit_.value.code == 0 and "usage: python -m synthxray.training lora" in capsys.readouterr().out
-    assert main([]) == 2 and "ddpm,dreambooth,lora" in capsys.readouterr().out
+    assert main([]) == 2 and "ddpm,sd-dreambooth,sd-lora,dcgan" in capsys.readouterr().out
     assert main(["nosuch"]) == 2 and "unknown trainer 'nosuch'" in capsys.readouterr().err
