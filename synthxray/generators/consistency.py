@@ -12,8 +12,8 @@ import torch
 from diffusers import LCMScheduler
 from PIL import Image
 
-from .base import GENERATORS, Generator, GeneratorInfo, resolve_pretrained_dir
-from .ddpm import ClassConditionalDDPMPipeline
+from .base import GENERATORS, Generator, GeneratorInfo
+from .ddpm import ClassConditionalDDPMPipeline, load_pipeline
 
 SAMPLER = "lcm"  # the only sampler: the multistep consistency sampler of Luo et al. 2023 (diffusers' LCMScheduler)
 SIGMA_DATA = 0.5  # LCMScheduler's boundary-condition constant
@@ -103,11 +103,5 @@ class ConsistencyGenerator(Generator):
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None, device: str | None = None,
                         torch_dtype: torch.dtype | None = None, **kwargs: Any) -> "ConsistencyGenerator":
-        local = resolve_pretrained_dir(path_or_repo_id, revision=revision)
-        info = GeneratorInfo.load(local)
-        if info.backend != cls.backend:
-            raise ValueError(f"{path_or_repo_id} holds a {info.backend!r} generator, not {cls.backend!r}; use load_generator")
-        pipe = ClassConditionalDDPMPipeline.from_pretrained(local, torch_dtype=torch_dtype, **kwargs)
-        pipe.set_progress_bar_config(disable=True)
-        pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        pipe, info = load_pipeline(cls.backend, path_or_repo_id, revision, device, torch_dtype, **kwargs)
         return cls(pipe, info, source=str(path_or_repo_id), revision=revision)

@@ -254,14 +254,22 @@ class DDPMGenerator(Generator):
         cls, path_or_repo_id: str | os.PathLike, revision: str | None = None, device: str | None = None,
         torch_dtype: torch.dtype | None = None, **kwargs: Any
     ) -> "DDPMGenerator":
-        local = resolve_pretrained_dir(path_or_repo_id, revision=revision)
-        info = GeneratorInfo.load(local)
-        if info.backend != cls.backend:
-            raise ValueError(f"{path_or_repo_id} holds a {info.backend!r} generator, not {cls.backend!r}; use load_generator")
-        pipe = ClassConditionalDDPMPipeline.from_pretrained(local, torch_dtype=torch_dtype, **kwargs)
-        pipe.set_progress_bar_config(disable=True)
-        if device:
-            pipe.to(device)
-        elif torch.cuda.is_available():
-            pipe.to("cuda")
+        pipe, info = load_pipeline(cls.backend, path_or_repo_id, revision, device, torch_dtype, **kwargs)
         return cls(pipe, info, source=str(path_or_repo_id), revision=revision)
+
+
+def load_pipeline(backend: str, path_or_repo_id: str | os.PathLike, revision: str | None = None, device: str | None = None,
+                  torch_dtype: torch.dtype | None = None, **kwargs: Any) -> tuple["ClassConditionalDDPMPipeline", GeneratorInfo]:
+    """The class-conditional pipeline and ``synthxray.json`` of a ``backend`` folder or Hub repo (ddpm and its distilled
+    consistency student share it), on ``device`` (default: cuda when available)."""
+    local = resolve_pretrained_dir(path_or_repo_id, revision=revision)
+    info = GeneratorInfo.load(local)
+    if info.backend != backend:
+        raise ValueError(f"{path_or_repo_id} holds a {info.backend!r} generator, not {backend!r}; use load_generator")
+    pipe = ClassConditionalDDPMPipeline.from_pretrained(local, torch_dtype=torch_dtype, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    if device:
+        pipe.to(device)
+    elif torch.cuda.is_available():
+        pipe.to("cuda")
+    return pipe, info
