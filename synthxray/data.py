@@ -9,19 +9,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .dicom import DICOM_EXTENSIONS, dicom_value_range, is_dicom_file, read_dicom
-from .pixels import GRAY_DEEP_MODES, check_intensity, check_window, is_gray_image, to_8bit, to_mode  # noqa: F401  (to_mode: the transforms' public name)
+from .dicom import DICOM_EXTENSIONS
+from .errors import DataError
+from .imagefiles import (  # noqa: F401  (re-exported: synthxray.data is where users look)
+    IMAGE_EXTENSIONS, LABEL_TABLE_EXTENSIONS, IntensityArg, class_folder_files, dataset_window, image_files, load_image_folder,
+    load_label_table, read_image,
+)
+from .intensity import Intensity, array_window, intensity_of, map_deep_dataset, record_intensity, resolve_intensity  # noqa: F401
+from .pixels import check_window, is_gray_image, to_8bit, to_mode  # noqa: F401  (to_mode: the transforms' public name)
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-LABEL_TABLE_EXTENSIONS = {".csv", ".json"}
 LOCAL_SUFFIXES = IMAGE_EXTENSIONS | DICOM_EXTENSIONS | LABEL_TABLE_EXTENSIONS | {".npz", ".arrow", ".parquet"}
-FILE_COLUMNS = ("file", "path", "filename", "image")
-LABEL_COLUMNS = ("label", "class", "class_name", "target")
 MEDMNIST_SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """Input data that cannot be read; the message names the file, key or value."""
 
 
 def load_dataset(
@@ -32,15 +30,15 @@ def load_dataset(
     window: Sequence[float] | None = None,
     use_file_window: bool = True,
     invert: bool | None = None,
-    intensity: str = "dataset",
+    intensity: IntensityArg = "dataset",
 ):
     """Load ``source`` as a ``datasets.Dataset`` with an ``image`` column and a ``label`` ClassLabel.
 
-    ``source`` may be: a folder with one sub-folder per class (images, DICOM files or both); a CSV or
-    JSON file mapping image/DICOM files to labels; a MedMNIST ``.npz`` file; a MedMNIST name such as
-    ``"pneumoniamnist"`` (downloaded by the ``medmnist`` package); a folder written by
-    ``save_to_disk``; a Hub dataset id; or a ``datasets.Dataset`` (returned normalised).
-    ``split`` picks the split where the source has several.
+    ``source`` may be: a folder with one sub-folder per class (images, DICOM files or both), or with
+    ``train/``, ``test/``... sub-folders of those; a CSV or JSON file mapping image/DICOM files to labels;
+    a MedMNIST ``.npz`` file; a MedMNIST name such as ``"pneumoniamnist"`` (downloaded by the ``medmnist``
+    package); a folder written by ``save_to_disk``; a Hub dataset id; or a ``datasets.Dataset`` (returned
+    normalised). ``split`` picks the split where the source has several.
 
     DICOM files, and every file when ``window`` is given, are read once into 8-bit images by the
     pixel rule (:mod:`synthxray.pixels`, :mod:`synthxray.dicom`): ``window`` ``(low, high)``
@@ -48,35 +46,38 @@ def load_dataset(
     ``invert`` overrides the MONOCHROME1 rule. Only pixels and labels are kept, never a header field
     or a file name. Other image files are decoded lazily and go through the same rule in the transforms.
 
-    ``intensity`` says how deep (12/16-bit, float) images without a window become 8-bit: ``"dataset"``
-    (the default) maps them all with one window, the smallest to the largest value over the whole
-    dataset (:func:`dataset_window`, one pass before reading), so absolute intensity still separates
-    images; ``"per-image"`` stretches each image from its own minimum to its maximum (the old rule).
-    The mapping used is recorded in the dataset (:func:`intensity_of`); give the training split's
-    ``window`` to map a test split the same way.
+    ``intensity`` says how deep (12/16-bit, float) images without a window become 8-bit, for every kind
+    of source (:mod:`synthxray.intensity`): ``"dataset"`` (the default) maps them all with one window, the
+    smallest to the largest value over the dataset, read once, so absolute intensity still separates
+    images; a split other than ``train`` of a split folder or an ``.npz`` is mapped with the **train**
+    split's window. ``"per-image"`` stretches each image from its own minimum to its maximum (the old rule).
+    A recorded mapping (:func:`intensity_of` of another dataset) maps this one the same way. The mapping
+    used is recorded in the dataset (:func:`intensity_of`).
     """
     import datasets
 
-    check_intensity(intensity, "intensity (--intensity)")
+    resolve_intensity(intensity, "intensity (--intensity)")  # a bad value fails before anything is read
     pixels = {"window": check_window(window, "window"), "use_file_window": use_file_window, "invert": invert, "intensity": intensity}
-    pixel_options = window is not None or not use_file_window or invert is not None or intensity != "dataset"
 
-    def no_pixel_options(what: str) -> None:
-        if pixel_options:
-            raise DataError(f"{source}: window/use_file_window/invert/intensity (--window, --ignore_file_window, --invert/--no_invert, --intensity) "
-                            f"apply to image or DICOM folders and file -> label tables, not to {what}")
+    def no_file_options(what: str) -> None:
+        if window is not None or not use_file_window or invert is not None:
+            raise DataError(f"{source}: window/use_file_window/invert (--window, --ignore_file_window, --invert/--no_invert) "
+                            f"apply to image or DICOM folders and file -> label tables, not to {what}; use intensity= there")
+
+    def decoded(ds, where: str):
+        return map_deep_dataset(_normalise(ds, where), intensity, where)
 
     if isinstance(source, (datasets.DatasetDict, datasets.Dataset)):
-        no_pixel_options("a datasets.Dataset")
+        no_file_options("a datasets.Dataset")
         if isinstance(source, datasets.DatasetDict):
-            return _normalise(_pick_split(source, split, "DatasetDict"), "DatasetDict")
-        return _normalise(source, "dataset")
+            return decoded(_pick_split(source, split, "DatasetDict"), "DatasetDict")
+        return decoded(source, "dataset")
     text = str(source)
     path = Path(text).expanduser()
     if path.is_file():
         if path.suffix == ".npz":
-            no_pixel_options("an .npz file")
-            return load_npz(path, split)
+            no_file_options("an .npz file")
+            return load_npz(path, split, intensity=intensity)
         if path.suffix.lower() in LABEL_TABLE_EXTENSIONS:
             return load_label_table(path, verify=verify, **pixels)
         raise DataError(
@@ -85,25 +86,33 @@ def load_dataset(
         )
     if path.is_dir():
         if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
-            no_pixel_options("a save_to_disk dataset folder")
+            no_file_options("a save_to_disk dataset folder")
             loaded = datasets.load_from_disk(str(path))
             if isinstance(loaded, datasets.DatasetDict):
                 loaded = _pick_split(loaded, split, str(path))
-            return _normalise(loaded, str(path))
-        if (path / split).is_dir() and not _image_files(path):
+            return decoded(loaded, str(path))
+        if (path / split).is_dir() and not image_files(path):
             class_root = path / split
             if all(p.is_dir() for p in class_root.iterdir()) and any(class_root.iterdir()):
+                if split != "train" and window is None and intensity == "dataset" and (path / "train").is_dir():
+                    pixels["intensity"] = _train_split_intensity(path / "train", use_file_window)
                 return load_image_folder(class_root, verify=verify, **pixels)
         return load_image_folder(path, verify=verify, **pixels)
     if text.lower() in _medmnist_flags():
-        no_pixel_options("a MedMNIST dataset")
-        return load_medmnist(text.lower(), split)
+        no_file_options("a MedMNIST dataset")
+        return load_medmnist(text.lower(), split, intensity=intensity)
     if path.is_symlink():
         raise DataError(f"{text}: a symlink to {os.readlink(path)}, which does not exist")
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text or path.suffix.lower() in LOCAL_SUFFIXES:
         raise DataError(f"{text}: no such file or folder")
-    no_pixel_options("a Hub dataset")
-    return _normalise(_load_hub(text, split, revision), text)
+    no_file_options("a Hub dataset")
+    return decoded(_load_hub(text, split, revision), text)
+
+
+def _train_split_intensity(train_root: Path, use_file_window: bool) -> IntensityArg:
+    """A split folder's other splits are mapped like its train split: the train files' dataset window."""
+    window = dataset_window(class_folder_files(train_root)[1], use_file_window)
+    return Intensity("dataset", window) if window is not None else "dataset"
 
 
 def _load_hub(repo_id: str, split: str, revision: str | None):
@@ -120,234 +129,6 @@ def _load_hub(repo_id: str, split: str, revision: str | None):
         raise DataError(
             f"{repo_id}: no such folder, and no Hub repo of that name{why}; check the path, or give a Hub dataset id you can read"
         ) from None
-
-
-# ---- image folders and label tables ----------------------------------------------------------
-def _is_input_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and (path.suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(path))
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if _is_input_file(p))
-
-
-def load_image_folder(
-    root: str | os.PathLike,
-    verify: bool = True,
-    window: Sequence[float] | None = None,
-    use_file_window: bool = True,
-    invert: bool | None = None,
-    intensity: str = "dataset",
-):
-    """A folder with one sub-folder per class (sub-folder names are the class names, sorted).
-
-    Files may be images (``IMAGE_EXTENSIONS``) or DICOM (``.dcm``, ``.dicom`` or the DICM preamble);
-    ``window``/``use_file_window``/``invert``/``intensity`` as in :func:`load_dataset`.
-    """
-    root = Path(root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataError(f"{root}: no class sub-folders; expected {root}/<class name>/<images or .dcm files>")
-    files: list[Path] = []
-    labels: list[int] = []
-    for index, name in enumerate(classes):
-        found = _image_files(root / name)
-        if not found:
-            raise DataError(
-                f"{root / name}: class folder {name!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS | DICOM_EXTENSIONS))})"
-            )
-        files.extend(found)
-        labels.extend([index] * len(found))
-    return _files_dataset(files, labels, classes, verify, window, use_file_window, invert, intensity)
-
-
-def load_label_table(
-    path: str | os.PathLike,
-    verify: bool = True,
-    window: Sequence[float] | None = None,
-    use_file_window: bool = True,
-    invert: bool | None = None,
-    intensity: str = "dataset",
-):
-    """A CSV (columns ``file`` and ``label``) or JSON (``{file: label}`` or ``[{"file", "label"}]``) table.
-
-    Relative file paths are read from the table's folder; class names are the distinct labels, sorted
-    (numerically when all are integers).
-    """
-    path = Path(path)
-    try:
-        rows = _read_table(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the file -> label table ({exc})") from None
-    if not rows:
-        raise DataError(f"{path}: the table lists no files")
-    files = [p if p.is_absolute() else path.parent / p for p in (Path(f).expanduser() for f, _ in rows)]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise DataError(f"{path}: {len(missing)} listed file(s) do not exist, e.g. {missing[0]}; fix the table or the paths")
-    names = sorted({lab for _, lab in rows}, key=lambda s: (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s))
-    index = {n: i for i, n in enumerate(names)}
-    return _files_dataset(files, [index[lab] for _, lab in rows], names, verify, window, use_file_window, invert, intensity)
-
-
-def _read_table(path: Path) -> list[tuple[str, str]]:
-    import csv
-    import json
-
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
-            fcol = next((cols[c] for c in FILE_COLUMNS if c in cols), None)
-            lcol = next((cols[c] for c in LABEL_COLUMNS if c in cols), None)
-            if fcol is None or lcol is None:
-                raise ValueError(f"needs a file column ({'/'.join(FILE_COLUMNS)}) and a label column ({'/'.join(LABEL_COLUMNS)}); "
-                                 f"the header is {reader.fieldnames}")
-            return [(r[fcol].strip(), str(r[lcol]).strip()) for r in reader if (r.get(fcol) or "").strip()]
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data, dict):
-        return [(str(k), str(v)) for k, v in data.items()]
-    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
-        out = []
-        for r in data:
-            fk = next((k for k in r if k.lower() in FILE_COLUMNS), None)
-            lk = next((k for k in r if k.lower() in LABEL_COLUMNS), None)
-            if fk is None or lk is None:
-                raise ValueError(f"each entry needs a file key ({'/'.join(FILE_COLUMNS)}) and a label key; got {sorted(r)}")
-            out.append((str(r[fk]), str(r[lk])))
-        return out
-    raise ValueError('expected {"file": "label", ...} or [{"file": ..., "label": ...}, ...]')
-
-
-def _files_dataset(files: list[Path], labels: list[int], classes: list[str], verify: bool,
-                   window: Sequence[float] | None, use_file_window: bool, invert: bool | None, intensity: str = "dataset"):
-    """Plain 8-bit images without a window: paths, decoded lazily. DICOM, deep images or any ``window``: read once
-    into 8-bit PNGs, deep images without a window of their own by the dataset's one window (``intensity``)."""
-    import datasets
-
-    check_intensity(intensity, "intensity (--intensity)")
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=classes)})
-    default_window = dataset_window(files, use_file_window) if window is None and intensity == "dataset" else None
-    if window is None and default_window is None and not any(is_dicom_file(f) for f in files):
-        if verify:
-            for f in files:
-                _verify_image(f)
-        ds = datasets.Dataset.from_dict({"image": [str(f) for f in files], "label": labels}, features=features)
-        return _record_intensity(ds, "per-image" if intensity == "per-image" and _any_deep(files) else None, None)
-    # a tuple, not a list: datasets would shard a list into one job per file; the stamps re-key the cache when a file changes
-    rows = tuple((str(f), *_stamp(f), label) for f, label in zip(files, labels))
-    kwargs = {"rows": rows, "window": window, "use_file_window": use_file_window, "invert": invert, "default_window": default_window}
-    try:
-        ds = datasets.Dataset.from_generator(_read_rows, features=features, gen_kwargs=kwargs)
-    except datasets.exceptions.DatasetGenerationError as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, ValueError):
-            raise DataError(str(cause)) from None
-        raise
-    if window is not None:
-        return _record_intensity(ds, "window", window)
-    return _record_intensity(ds, intensity if default_window is not None or intensity != "dataset" else None, default_window)
-
-
-INTENSITY_KEY = "synthxray_intensity"  # the JSON line in a dataset's info.description that records its pixel mapping
-
-
-def _is_deep_image(path: Path) -> bool:
-    if is_dicom_file(path):
-        return False
-    try:
-        with Image.open(path) as im:
-            return im.mode in GRAY_DEEP_MODES
-    except (UnidentifiedImageError, OSError):
-        return False
-
-
-def _any_deep(files: Sequence[Path]) -> bool:
-    return any(_is_deep_image(f) for f in files)
-
-
-def dataset_window(files: Sequence[str | os.PathLike], use_file_window: bool = True) -> tuple[float, float] | None:
-    """The dataset's one window for its deep images: ``(smallest, largest)`` value over every 12/16-bit or float
-    image file, and every DICOM file that has no VOI window of its own (or all of them with
-    ``use_file_window=False``), in modality units. ``None`` when no file needs one (8-bit images, files
-    with their own window). Reads each such file once (a progress bar from 200 files on)."""
-    from tqdm.auto import tqdm
-
-    low, high = np.inf, -np.inf
-    for f in tqdm(list(files), desc="intensity range", unit="file", disable=len(files) < 200):
-        path = Path(f)
-        if is_dicom_file(path):
-            found = dicom_value_range(path, use_file_window)
-        elif _is_deep_image(path):
-            with Image.open(path) as im:
-                arr = np.asarray(im, dtype=np.float64)
-            finite = arr[np.isfinite(arr)]
-            found = (float(finite.min()), float(finite.max())) if finite.size else None
-        else:
-            found = None
-        if found is not None:
-            low, high = min(low, found[0]), max(high, found[1])
-    if not np.isfinite(low):
-        return None
-    return (low, high) if high > low else (low, low + 1.0)
-
-
-def _record_intensity(ds, mode: str | None, window: Sequence[float] | None):
-    """Write the pixel mapping into ``ds.info.description`` (kept by ``save_to_disk``), read back by :func:`intensity_of`."""
-    import json
-
-    if mode is None:
-        return ds
-    ds.info.description = json.dumps({INTENSITY_KEY: {"mode": mode, "window": [float(v) for v in window] if window is not None else None}})
-    return ds
-
-
-def intensity_of(ds) -> dict[str, Any] | None:
-    """How a dataset's deep images were mapped to 8-bit: ``{"mode": "dataset"|"per-image"|"window", "window": [low, high]}``
-    (``window`` None for per-image), or ``None`` when it held no deep image (or came from elsewhere)."""
-    import json
-
-    try:
-        return json.loads(getattr(ds.info, "description", "") or "{}").get(INTENSITY_KEY)
-    except (ValueError, AttributeError):
-        return None
-
-
-def _read_rows(rows: tuple, window, use_file_window: bool, invert: bool | None, default_window=None):
-    import io
-
-    for file, _mtime, _size, label in rows:
-        image = read_image(file, window=window, use_file_window=use_file_window, invert=invert, default_window=default_window)
-        buf = io.BytesIO()
-        image.save(buf, format="PNG", compress_level=1)
-        yield {"image": {"bytes": buf.getvalue(), "path": None}, "label": label}
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_mtime_ns, st.st_size
-
-
-def read_image(path: str | os.PathLike, window: Sequence[float] | None = None, use_file_window: bool = True,
-               invert: bool | None = None, default_window: Sequence[float] | None = None) -> Image.Image:
-    """One image or DICOM file -> 8-bit L/RGB image by the pixel rule (DICOM: :func:`synthxray.dicom.read_dicom`);
-    ``default_window`` maps a deep image that has no window of its own (the dataset's, :func:`dataset_window`)."""
-    path = Path(path)
-    if is_dicom_file(path):
-        return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert, default_window=default_window)
-    _verify_image(path)
-    with Image.open(path) as im:
-        im.load()
-        deep_default = default_window if window is None and im.mode in GRAY_DEEP_MODES else None
-        return to_8bit(im, window if window is not None else deep_default, invert=bool(invert))
-
-
-def _verify_image(path: Path) -> None:
-    try:
-        with Image.open(path) as im:
-            im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"{path}: unreadable image ({exc}); remove or replace the file") from None
 
 
 # ---- MedMNIST ---------------------------------------------------------------------------------
@@ -373,8 +154,13 @@ def medmnist_class_names(flag: str, num_classes: int) -> list[str]:
     return [str(i) for i in range(num_classes)]
 
 
-def load_npz(path: str | os.PathLike, split: str = "train", class_names: list[str] | None = None):
-    """A MedMNIST-style npz with ``{split}_images`` and ``{split}_labels`` arrays."""
+def load_npz(path: str | os.PathLike, split: str = "train", class_names: list[str] | None = None,
+             intensity: IntensityArg = "dataset"):
+    """A MedMNIST-style npz with ``{split}_images`` and ``{split}_labels`` arrays.
+
+    Deep arrays (uint16, int, float) become 8-bit by ``intensity``: ``"dataset"`` is one window, the
+    smallest to the largest value of the ``train_images`` array (of this split's when the file has no
+    train split), so every split of the file is mapped alike; the mapping is recorded."""
     import datasets
 
     path = Path(path)
@@ -404,13 +190,23 @@ def load_npz(path: str | os.PathLike, split: str = "train", class_names: list[st
     names = class_names or medmnist_class_names(flag, num_classes)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
 
-    return datasets.Dataset.from_dict(
-        {"image": [to_8bit(i) for i in images], "label": labels.astype(int).tolist()},
+    spec, window = None, None
+    if images.dtype != np.uint8 and images.dtype != np.bool_:
+        spec = resolve_intensity(intensity, "intensity (--intensity)")
+        window = spec.window
+        if spec.mode == "dataset" and window is None:
+            train = arrays["train_images"] if "train_images" in arrays.files and len(arrays["train_images"]) else images
+            window = array_window([train])
+        spec = Intensity(spec.mode, window) if spec.mode != "per-image" else spec
+    ds = datasets.Dataset.from_dict(
+        {"image": [to_8bit(i, window) for i in images], "label": labels.astype(int).tolist()},
         features=features,
     )
+    return record_intensity(ds, spec)
 
 
-def load_medmnist(flag: str, split: str = "train", size: int | None = None, root: str | None = None):
+def load_medmnist(flag: str, split: str = "train", size: int | None = None, root: str | None = None,
+                  intensity: IntensityArg = "dataset"):
     """Download (once) a MedMNIST dataset with the ``medmnist`` package and load one split."""
     import medmnist
 
@@ -419,7 +215,7 @@ def load_medmnist(flag: str, split: str = "train", size: int | None = None, root
     cls = getattr(medmnist, medmnist.INFO[flag]["python_class"])
     kwargs = {"size": size} if size else {}
     ds = cls(split=split, download=True, root=root, **kwargs)
-    return load_npz(ds.npz_file if hasattr(ds, "npz_file") else Path(root) / f"{flag}.npz", split)
+    return load_npz(ds.npz_file if hasattr(ds, "npz_file") else Path(root) / f"{flag}.npz", split, intensity=intensity)
 
 
 # ---- other datasets ---------------------------------------------------------------------------

@@ -20,6 +20,10 @@ class ExplainedError(Exception):
     """An error whose message already says what happened and what to do (e.g. ``HubPushError``)."""
 
 
+class DataError(ValueError):
+    """Input data that cannot be read; the message names the file, key or value."""
+
+
 def is_input_error(exc: BaseException) -> bool:
     """True when ``exc`` is the user's to fix: see the module docstring."""
     if isinstance(exc, ExplainedError):

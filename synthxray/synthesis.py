@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .generators.base import Generator
+from .intensity import record_intensity, resolve_intensity
 from .manifest import DATASET_MANIFEST as MANIFEST
 from .manifest import PROVENANCE_COLUMNS, SEED_STRIDE
 
@@ -195,17 +196,21 @@ def generate_dataset(
             }
 
     ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(staging / "cache"))
+    mapping = (getattr(getattr(generator, "info", None), "data", None) or {}).get("intensity")
+    intensity = resolve_intensity(mapping, "the generator's data.intensity") if mapping else None
     if temp is not None:
-        ds = datasets.Dataset.from_dict(ds.to_dict(), features=features)
+        ds = record_intensity(datasets.Dataset.from_dict(ds.to_dict(), features=features), intensity)
         shutil.rmtree(staging, ignore_errors=True)
         temp.cleanup()
         return ds
+    record_intensity(ds, intensity)  # the training data's pixel mapping: these images are in its 8-bit scale
     build = staging / "dataset"
     if build.exists():
         shutil.rmtree(build)
     ds.save_to_disk(str(build))
     manifest = {**job, "num_images": len(order), "seconds": round(elapsed, 1), "columns": list(features),
-                "provenance_columns": list(PROVENANCE_COLUMNS), "seed_stride": SEED_STRIDE}
+                "provenance_columns": list(PROVENANCE_COLUMNS), "seed_stride": SEED_STRIDE,
+                **({"intensity": intensity.record()} if intensity else {})}
     if train is not None:
         manifest["memorization"] = memorization_summary(train[1], build, memorization_extractor, progress, source=train[0])
     (build / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="12/16-bit images (and DICOM without a window) with no --window: 'dataset' maps all with one window, the "
                         "dataset's smallest to largest value (absolute intensity kept; recorded in the dataset); 'per-image' "
                         "stretches each from its own min to max")
+    p.add_argument("--intensity_from", default=None, metavar="FOLDER",
+                   help="map 12/16-bit images exactly as FOLDER's were (its recorded mapping: a dataset folder written by "
+                        "synthxray prepare or generate, or a generator folder); for a test split or a new site")
     p.add_argument("--window_width", type=float, default=None, help="with --window_center")
     invert = p.add_mutually_exclusive_group()
     invert.add_argument("--invert", dest="invert", action="store_const", const=True, default=None, help="invert every image")
@@ -68,8 +71,15 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--output_dir {out} is a symlink to {os.readlink(out)}, which does not exist")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"--output_dir {out} already exists and is not empty; choose a new folder")
+    intensity = args.intensity
+    if args.intensity_from:
+        from ..intensity import recorded_intensity
+
+        if window is not None or args.intensity != "dataset":
+            raise ValueError("--intensity_from reuses a recorded mapping; drop --window/--window_center/--intensity")
+        intensity = recorded_intensity(args.intensity_from) or "dataset"
     ds = load_dataset(args.input, split=args.split, window=window, use_file_window=not args.ignore_file_window, invert=args.invert,
-                      intensity=args.intensity)
+                      intensity=intensity)
     ds = ds.select_columns(["image", "label"]).map(_as_8bit_png, desc="8-bit")  # plain 16-bit images: the same rule
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)

@@ -39,6 +39,7 @@ from .inputs import (
     loud,
     plan_resolution,
     resolve_real_split,
+    synthetic_intensity,
     synthetic_resolution,
 )
 from .protocols import get_protocol
@@ -219,7 +220,7 @@ def evaluate(
     state, scratch = distributed_state(), None
 
     real_split, split_note = resolve_real_split(real, real_split)
-    real_ds = load_input(real, real_split)
+    real_ds = load_input(real, real_split, intensity=synthetic_intensity(synthetic))  # 12/16-bit: as the generator's data
     real_names = list(real_ds.features["label"].names)
     ext = get_extractor(extractor, device=device, **dict(extractor_kwargs or {}))
 

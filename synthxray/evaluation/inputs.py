@@ -38,13 +38,27 @@ def is_generator(obj: Any) -> bool:
     return isinstance(obj, Generator)
 
 
-def load_input(source: Any, split: str = "train"):
-    """A ``datasets.Dataset`` from anything ``synthxray.data.load_dataset`` reads."""
+def load_input(source: Any, split: str = "train", intensity: Any = "dataset"):
+    """A ``datasets.Dataset`` from anything ``synthxray.data.load_dataset`` reads (``intensity``: its deep images' mapping)."""
     from ..data import load_dataset
 
     if is_generator(source):
         raise TypeError("a Generator is only accepted as the synthetic input")
-    return load_dataset(source, split=split)
+    return load_dataset(source, split=split, intensity=intensity)
+
+
+def synthetic_intensity(synthetic: Any) -> Any:
+    """The pixel mapping of the data the synthetic images were trained on (a generator's ``synthxray.json``
+    ``data.intensity``, a generated dataset's manifest), so 12/16-bit real images are mapped the same way;
+    ``"dataset"`` when none is recorded."""
+    if is_generator(synthetic):
+        return (getattr(synthetic.info, "data", None) or {}).get("intensity") or "dataset"
+    path = Path(str(synthetic)).expanduser() if isinstance(synthetic, (str, Path)) else None
+    if path is not None and (path / DATASET_MANIFEST).is_file():
+        from ..intensity import recorded_intensity
+
+        return recorded_intensity(path) or "dataset"
+    return "dataset"
 
 
 def loud(message: str) -> None:

@@ -57,14 +57,17 @@ def _relabel(ds, names: list[str], what: str):
 
 def prepare_data(spec: ExperimentSpec) -> ExperimentData:
     """Load real train / val / test, match class names, split validation from train when needed, decode pixels."""
-    from ..data import DataError, is_grayscale, load_dataset
+    from ..data import DataError, intensity_of, is_grayscale, load_dataset
 
     real = load_dataset(spec.real_train, split=spec.real_train_split)
     names = list(real.features["label"].names)
     notes: dict[str, Any] = {}
-    test = _relabel(load_dataset(spec.test, split=spec.test_split), names, "test")
+    mapping = intensity_of(real) or "dataset"  # test and validation: deep images mapped as the training split was
+    if intensity_of(real):
+        notes["intensity"] = intensity_of(real)
+    test = _relabel(load_dataset(spec.test, split=spec.test_split, intensity=mapping), names, "test")
     if spec.val is not None:
-        val = _relabel(load_dataset(spec.val, split=spec.val_split), names, "validation")
+        val = _relabel(load_dataset(spec.val, split=spec.val_split, intensity=mapping), names, "validation")
         notes["val"] = "given"
     else:
         try:  # the same rows for every run of the experiment, so runs with the same seed are paired

@@ -274,6 +274,7 @@ def render_dataset_card(folder: str | os.PathLike, repo_id: str | None = None) -
         "generation_time": _duration(manifest.get("seconds")), "columns": columns, "provenance": provenance,
         "resolution": resolution, "modality": modality, "anatomy": anatomy, "recipe": _dataset_recipe(manifest),
         "seed_stride": seed_stride, "intended_use": INTENDED_USE, "marker": CARD_MARKER,
+        "intensity": _dict(manifest.get("intensity")) or None,
     }
     return _render(DatasetCard, card_data, "dataset.md", context)
 

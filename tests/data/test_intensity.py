@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from hospitaldata import write_dicom
 from PIL import Image
 
@@ -92,3 +93,140 @@ def test_the_generator_card_names_the_mapping(tmp_path):
     info["data"]["intensity"] = {"mode": "per-image", "window": None}
     (tmp_path / "synthxray.json").write_text(json.dumps(info))
     assert "each image from its own minimum to its maximum" in render_generator_card(tmp_path)
+
+
+def _write_split(root, low: int, high: int, per_class: int = 2):
+    """A class folder whose 12-bit images span exactly low..high (both classes)."""
+    for c, name in enumerate(("a", "b")):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            arr = _pattern(low, high, seed=10 * c + i)
+            arr[0, 0], arr[-1, -1] = low, high
+            Image.fromarray(arr).save(root / name / f"{i}.png")
+    return root
+
+
+def _expected(value: float, window) -> int:
+    return int(np.clip((value - window[0]) * 255.0 / (window[1] - window[0]) + 0.5, 0, 255))
+
+
+def test_a_split_folders_test_split_is_mapped_with_the_train_window(tmp_path):
+    _write_split(tmp_path / "data" / "train", 300, 4095)
+    _write_split(tmp_path / "data" / "test", 1000, 2000)  # narrower: its own range would stretch it to 0..255
+    train = load_dataset(tmp_path / "data")
+    test = load_dataset(tmp_path / "data", split="test")
+    assert intensity_of(test) == intensity_of(train) == {"mode": "dataset", "window": [300.0, 4095.0]}
+    assert np.asarray(test[0]["image"]).max() == _expected(2000, (300, 4095)) < 255
+    assert np.asarray(test[0]["image"]).min() == _expected(1000, (300, 4095)) > 0
+    # the same, for any other folder (a new site, a separate test folder): the recorded mapping given back
+    _write_split(tmp_path / "site", 1000, 2000)
+    site = load_dataset(tmp_path / "site", intensity=intensity_of(train))
+    assert intensity_of(site) == intensity_of(train)
+    assert [np.asarray(r["image"]).tolist() for r in site] == [np.asarray(r["image"]).tolist() for r in test]
+    assert np.asarray(load_dataset(tmp_path / "site")[0]["image"]).max() == 255  # alone: its own range
+
+
+def test_a_recorded_mapping_is_checked_and_a_per_image_record_is_reused(tmp_path):
+    from synthxray.data import DataError
+
+    root = _write_split(tmp_path / "x", 1000, 2000)
+    with pytest.raises(DataError, match=r"intensity \(--intensity\): a recorded mapping's 'mode' must be one of"):
+        load_dataset(root, intensity={"mode": "global", "window": [0, 1]})
+    with pytest.raises(DataError, match="mode 'window' needs its 'window'"):
+        load_dataset(root, intensity={"mode": "window"})
+    with pytest.raises(ValueError, match="LOW < HIGH"):
+        load_dataset(root, intensity={"mode": "dataset", "window": [5, 1]})
+    per = load_dataset(root, intensity={"mode": "per-image", "window": None})
+    assert intensity_of(per) == {"mode": "per-image", "window": None}
+    forced = load_dataset(root, intensity={"mode": "window", "window": [0, 4095]})
+    assert intensity_of(forced) == {"mode": "window", "window": [0.0, 4095.0]}
+    assert np.asarray(forced[0]["image"]).max() == _expected(2000, (0, 4095))
+
+
+def test_a_deep_npz_maps_every_split_with_the_train_range(tmp_path):
+    train = np.stack([_pattern(300, 4095, seed=i) for i in range(4)])
+    test = np.stack([_pattern(1000, 2000, seed=i) for i in range(2)])
+    train[:, 0, 0], train[:, -1, -1], test[:, -1, -1] = 300, 4095, 2000
+    np.savez(tmp_path / "deep.npz", train_images=train, train_labels=np.array([0, 1, 0, 1]),
+             test_images=test, test_labels=np.array([0, 1]))
+    tr, te = load_dataset(tmp_path / "deep.npz"), load_dataset(tmp_path / "deep.npz", split="test")
+    assert intensity_of(tr) == intensity_of(te) == {"mode": "dataset", "window": [300.0, 4095.0]}
+    assert np.asarray(te[0]["image"]).max() == _expected(2000, (300, 4095))
+    assert np.asarray(load_dataset(tmp_path / "deep.npz", split="test", intensity="per-image")[0]["image"]).max() == 255
+
+
+def test_saved_and_in_memory_deep_datasets_get_one_window(tmp_path):
+    import datasets
+
+    arrays = [_pattern(*RANGES[name], seed=i) for name in RANGES for i in range(3)]
+    images = [Image.fromarray(a) for a in arrays]
+    assert images[0].mode.startswith("I")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(RANGES))})
+    deep = datasets.Dataset.from_dict({"image": images, "label": [0, 0, 0, 1, 1, 1]}, features=features)
+    ds = load_dataset(deep)
+    window = [float(min(a.min() for a in arrays)), float(max(a.max() for a in arrays))]
+    assert intensity_of(ds) == {"mode": "dataset", "window": window}
+    assert ds[0]["image"].mode == "L"
+    means = _class_means(ds)
+    assert max(means[0]) + 60 < min(means[1])  # dim stays dim
+    deep.save_to_disk(str(tmp_path / "saved"))
+    again = load_dataset(tmp_path / "saved")
+    assert intensity_of(again) == intensity_of(ds)
+    assert [np.asarray(r["image"]).tolist() for r in again] == [np.asarray(r["image"]).tolist() for r in ds]
+    eight = load_dataset(ds)  # already 8-bit: nothing to do, the record kept
+    assert eight is not None and intensity_of(eight) == intensity_of(ds)
+
+
+def test_the_experiment_maps_test_and_validation_like_its_training_split(tmp_path):
+    from synthxray.experiments.data import prepare_data
+    from synthxray.experiments.spec import ExperimentSpec
+
+    train = _write_split(tmp_path / "train", 300, 4095, per_class=6)
+    test = _write_split(tmp_path / "test", 1000, 2000)
+    spec = ExperimentSpec(real_train=str(train), test=str(test), val=str(test), output_dir=str(tmp_path / "out"),
+                          recipes=["real"], backbones=["cnn"], image_size=16)
+    data = prepare_data(spec)
+    assert data.notes["intensity"] == {"mode": "dataset", "window": [300.0, 4095.0]}
+    assert data.test_x.dtype == torch.uint8  # decoded once as 8-bit pixels
+    assert int(data.test_x.max()) == int(data.val_x.max()) == _expected(2000, (300, 4095)) < 255  # alone it would be 255
+
+
+def test_a_generated_dataset_carries_the_generators_mapping(tmp_path, tiny_ddpm_dir):
+    import shutil
+
+    from synthxray import generate_dataset, load_generator
+    from synthxray.evaluation.inputs import synthetic_intensity
+    from synthxray.hub.cards import render_dataset_card
+
+    folder = tmp_path / "gen"
+    shutil.copytree(tiny_ddpm_dir, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    info = json.loads((folder / "synthxray.json").read_text())
+    info["data"]["intensity"] = {"mode": "dataset", "window": [300.0, 4095.0]}
+    (folder / "synthxray.json").write_text(json.dumps(info))
+    gen = load_generator(folder)
+    assert synthetic_intensity(gen) == info["data"]["intensity"]
+    ds = generate_dataset(gen, per_class=1, output_dir=tmp_path / "synth", num_inference_steps=2, progress=False)
+    assert intensity_of(ds) == info["data"]["intensity"]
+    manifest = json.loads((tmp_path / "synth" / "synthxray_dataset.json").read_text())
+    assert manifest["intensity"] == info["data"]["intensity"]
+    assert synthetic_intensity(str(tmp_path / "synth")) == info["data"]["intensity"]
+    assert "one window, 300.0 to 4095.0 (`dataset`)" in render_dataset_card(tmp_path / "synth")
+    assert intensity_of(generate_dataset(gen, per_class=1, num_inference_steps=2, progress=False)) == info["data"]["intensity"]
+
+
+def test_prepare_records_the_mapping_and_reuses_it_with_intensity_from(tmp_path):
+    from synthxray.cli import main
+    from synthxray.data import DataError
+    from synthxray.intensity import recorded_intensity
+
+    _write_split(tmp_path / "train", 300, 4095)
+    _write_split(tmp_path / "test", 1000, 2000)
+    assert main(["prepare", "--input", str(tmp_path / "train"), "--output_dir", str(tmp_path / "p-train")]) == 0
+    assert recorded_intensity(tmp_path / "p-train") == {"mode": "dataset", "window": [300.0, 4095.0]}
+    assert main(["prepare", "--input", str(tmp_path / "test"), "--output_dir", str(tmp_path / "p-test"),
+                 "--intensity_from", str(tmp_path / "p-train")]) == 0
+    test = load_dataset(tmp_path / "p-test")
+    assert intensity_of(test) == {"mode": "dataset", "window": [300.0, 4095.0]}
+    assert np.asarray(test[0]["image"]).max() == _expected(2000, (300, 4095))
+    with pytest.raises(DataError, match=r"no synthxray.json, synthxray_dataset.json or dataset_info.json"):
+        recorded_intensity(tmp_path / "train")

@@ -129,7 +129,7 @@ def test_npz_with_16bit_arrays_is_rescaled(tmp_path):
 def test_window_is_refused_where_it_cannot_apply(tiny_npz, tmp_path):
     from synthxray.data import DataError
 
-    with pytest.raises(DataError, match=r"tinymnist.npz: window/use_file_window/invert/intensity .* not to an .npz file"):
+    with pytest.raises(DataError, match=r"tinymnist.npz: window/use_file_window/invert .* not to an .npz file; use intensity= there"):
         load_dataset(tiny_npz, window=(0, 100))
     load_dataset(tiny_npz).save_to_disk(str(tmp_path / "saved"))
     with pytest.raises(DataError, match="not to a save_to_disk dataset folder"):
