@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import rows_of, stratified  # noqa: E402  (benchmarks/quality.py's pieces)
 
-# label: (which model, scheduler, evaluations); the teacher's rows use its own samplers, the student's its LCM sampler
-TEACHER_ROWS = [("teacher", "dpm-sde", 20), ("teacher", "dpm-sde", 10)] + [
+# label: (which model, scheduler, evaluations); the teacher's rows use its own samplers, the student's its LCM sampler.
+# The deterministic teacher rows (ddim 20: the solver the student is distilled from, one DDIM step per grid
+# interval; dpm 20: the same ODE solved more exactly) are the ceiling a consistency student can reach.
+TEACHER_ROWS = [("teacher", "dpm-sde", 20), ("teacher", "dpm-sde", 10), ("teacher", "ddim", 20), ("teacher", "dpm", 20)] + [
     ("teacher", s, n) for s in ("dpm", "dpm-sde", "unipc") for n in (1, 2, 4)]
 STUDENT_ROWS = [("student", "lcm", n) for n in (1, 2, 4)]
 
