@@ -94,9 +94,9 @@ def load_dataset(
         if (path / split).is_dir() and not image_files(path):
             class_root = path / split
             if all(p.is_dir() for p in class_root.iterdir()) and any(class_root.iterdir()):
-                if split != "train" and window is None and intensity == "dataset" and (path / "train").is_dir():
-                    pixels["intensity"] = _train_split_intensity(path / "train", use_file_window)
-                return load_image_folder(class_root, verify=verify, **pixels)
+                train = path / "train"  # the other splits are mapped with the train split's window
+                range_from = train if split != "train" and intensity == "dataset" and train.is_dir() else None
+                return load_image_folder(class_root, verify=verify, **pixels, range_from=range_from)
         return load_image_folder(path, verify=verify, **pixels)
     if text.lower() in _medmnist_flags():
         no_file_options("a MedMNIST dataset")
@@ -107,12 +107,6 @@ def load_dataset(
         raise DataError(f"{text}: no such file or folder")
     no_file_options("a Hub dataset")
     return decoded(_load_hub(text, split, revision), text)
-
-
-def _train_split_intensity(train_root: Path, use_file_window: bool) -> IntensityArg:
-    """A split folder's other splits are mapped like its train split: the train files' dataset window."""
-    window = dataset_window(class_folder_files(train_root)[1], use_file_window)
-    return Intensity("dataset", window) if window is not None else "dataset"
 
 
 def _load_hub(repo_id: str, split: str, revision: str | None):
@@ -190,19 +184,17 @@ def load_npz(path: str | os.PathLike, split: str = "train", class_names: list[st
     names = class_names or medmnist_class_names(flag, num_classes)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
 
-    spec, window = None, None
-    if images.dtype != np.uint8 and images.dtype != np.bool_:
+    record = None  # deep arrays: one window for every split of the file (the train split's range), recorded
+    if images.dtype not in (np.uint8, np.bool_):
         spec = resolve_intensity(intensity, "intensity (--intensity)")
-        window = spec.window
-        if spec.mode == "dataset" and window is None:
-            train = arrays["train_images"] if "train_images" in arrays.files and len(arrays["train_images"]) else images
-            window = array_window([train])
-        spec = Intensity(spec.mode, window) if spec.mode != "per-image" else spec
+        train = arrays["train_images"] if "train_images" in arrays.files and len(arrays["train_images"]) else images
+        window = array_window([train]) if spec.mode == "dataset" and spec.window is None else spec.window
+        record = Intensity(spec.mode, window)
     ds = datasets.Dataset.from_dict(
-        {"image": [to_8bit(i, window) for i in images], "label": labels.astype(int).tolist()},
+        {"image": [to_8bit(i, record.window if record else None) for i in images], "label": labels.astype(int).tolist()},
         features=features,
     )
-    return record_intensity(ds, spec)
+    return record_intensity(ds, record)
 
 
 def load_medmnist(flag: str, split: str = "train", size: int | None = None, root: str | None = None,

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .dicom import DICOM_EXTENSIONS, dicom_value_range, is_dicom_file, read_dicom
 from .errors import DataError
-from .intensity import Intensity, record_intensity, resolve_intensity
+from .intensity import Intensity, array_window, record_intensity, resolve_intensity
 from .pixels import GRAY_DEEP_MODES, Window, to_8bit
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -57,14 +57,18 @@ def class_folder_files(root: str | os.PathLike) -> tuple[list[str], list[Path], 
 
 
 def load_image_folder(root: str | os.PathLike, verify: bool = True, window: Sequence[float] | None = None,
-                      use_file_window: bool = True, invert: bool | None = None, intensity: IntensityArg = "dataset"):
+                      use_file_window: bool = True, invert: bool | None = None, intensity: IntensityArg = "dataset",
+                      range_from: str | os.PathLike | None = None):
     """A folder with one sub-folder per class (sub-folder names are the class names, sorted).
 
     Files may be images (``IMAGE_EXTENSIONS``) or DICOM (``.dcm``, ``.dicom`` or the DICM preamble);
-    ``window``/``use_file_window``/``invert``/``intensity`` as in :func:`synthxray.data.load_dataset`.
+    ``window``/``use_file_window``/``invert``/``intensity`` as in :func:`synthxray.data.load_dataset`;
+    ``range_from``: another class folder whose files give the dataset window (a split folder's train split),
+    read only when this folder holds images that need it.
     """
     classes, files, labels = class_folder_files(root)
-    return files_dataset(files, labels, classes, verify, window, use_file_window, invert, intensity)
+    window_files = class_folder_files(range_from)[1] if range_from is not None else None
+    return files_dataset(files, labels, classes, verify, window, use_file_window, invert, intensity, window_files)
 
 
 def load_label_table(path: str | os.PathLike, verify: bool = True, window: Sequence[float] | None = None,
@@ -124,29 +128,24 @@ def _scan(files: Sequence[Path], use_file_window: bool, verify: bool, measure: b
     deep image file?)``. Checks every image is readable when ``verify`` (a deep one by decoding it)."""
     from tqdm.auto import tqdm
 
-    low, high, any_deep = np.inf, -np.inf, False
+    ranges, any_deep = [], False
     for path in tqdm(files, desc="intensity range" if measure else "checking files", unit="file", disable=len(files) < 200):
-        found = None
         if is_dicom_file(path):
             found = dicom_value_range(path, use_file_window) if measure else None
-        else:
-            try:
-                with Image.open(path) as im:
-                    deep = im.mode in GRAY_DEEP_MODES
-                    any_deep |= deep
-                    if deep and measure:
-                        values = np.asarray(im, dtype=np.float64)
-                        finite = values[np.isfinite(values)]
-                        found = (float(finite.min()), float(finite.max())) if finite.size else None
-                    elif verify:
-                        im.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-                raise DataError(f"{path}: unreadable image ({exc}); remove or replace the file") from None
-        if found is not None:
-            low, high = min(low, found[0]), max(high, found[1])
-    if not np.isfinite(low):
-        return None, any_deep
-    return ((low, high) if high > low else (low, low + 1.0)), any_deep
+            if found is not None:
+                ranges.append(np.asarray(found))
+            continue
+        try:
+            with Image.open(path) as im:
+                deep = im.mode in GRAY_DEEP_MODES
+                any_deep |= deep
+                if deep and measure:
+                    ranges.append(np.asarray(im))
+                elif verify:
+                    im.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise DataError(f"{path}: unreadable image ({exc}); remove or replace the file") from None
+    return array_window(ranges), any_deep  # the one range rule (synthxray.intensity)
 
 
 def dataset_window(files: Sequence[str | os.PathLike], use_file_window: bool = True) -> Window | None:
@@ -158,17 +157,21 @@ def dataset_window(files: Sequence[str | os.PathLike], use_file_window: bool = T
 
 
 def files_dataset(files: list[Path], labels: list[int], classes: list[str], verify: bool, window: Sequence[float] | None,
-                  use_file_window: bool, invert: bool | None, intensity: IntensityArg = "dataset"):
+                  use_file_window: bool, invert: bool | None, intensity: IntensityArg = "dataset",
+                  window_files: Sequence[Path] | None = None):
     """Plain 8-bit images without a window: paths, decoded lazily. DICOM, deep images or any ``window``: read once
-    into 8-bit PNGs, deep images without a window of their own by ``intensity``; the mapping is recorded."""
+    into 8-bit PNGs, deep images without a window of their own by ``intensity``; the mapping is recorded.
+    ``window_files``: measure the dataset window over these instead (only when these files need one)."""
     import datasets
 
     spec = resolve_intensity(intensity)
     if window is None and spec.mode == "window":
         window = spec.window
     measure = window is None and spec.mode == "dataset" and spec.window is None
-    measured, any_deep = _scan(files, use_file_window, verify, measure)
+    measured, any_deep = _scan(files, use_file_window, verify, measure and window_files is None)
     any_dicom = any(is_dicom_file(f) for f in files)
+    if measure and window_files is not None and (any_deep or any_dicom):
+        measured = dataset_window(window_files, use_file_window)
     default_window = (measured if measure else spec.window if spec.mode == "dataset" and (any_deep or any_dicom) else None)
     if window is not None:
         record: Intensity | None = Intensity("window", tuple(window))

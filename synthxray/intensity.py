@@ -90,10 +90,14 @@ def intensity_of(ds: Any) -> dict[str, Any] | None:
         return None
 
 
-def recorded_intensity(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The mapping recorded in a folder synthxray wrote: a generator (``synthxray.json`` ``data.intensity``), a
-    generated dataset (``synthxray_dataset.json``) or a ``save_to_disk`` / ``synthxray prepare`` dataset
-    (``dataset_info.json``); ``None`` when the folder records none. A folder that is none of these is a ``DataError``."""
+def recorded_intensity(folder: Any) -> dict[str, Any] | None:
+    """The mapping recorded in a loaded generator (its ``info.data``) or a folder synthxray wrote: a generator
+    (``synthxray.json`` ``data.intensity``), a generated dataset (``synthxray_dataset.json``) or a ``save_to_disk`` /
+    ``synthxray prepare`` dataset (``dataset_info.json``); ``None`` when none is recorded. A folder that is none of
+    these is a ``DataError``."""
+    data = getattr(getattr(folder, "info", None), "data", None)
+    if isinstance(data, Mapping):  # a loaded Generator: GeneratorInfo.data is synthxray.json's "data"
+        return data.get("intensity")
     path = Path(folder).expanduser()
     sources = [(path / GENERATOR_CONFIG, lambda d: (d.get("data") or {}).get("intensity")),
                (path / DATASET_MANIFEST, lambda d: d.get("intensity")),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .generators.base import Generator
-from .intensity import record_intensity, resolve_intensity
+from .intensity import record_intensity, recorded_intensity, resolve_intensity
 from .manifest import DATASET_MANIFEST as MANIFEST
 from .manifest import PROVENANCE_COLUMNS, SEED_STRIDE
 
@@ -196,7 +196,7 @@ def generate_dataset(
             }
 
     ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(staging / "cache"))
-    mapping = (getattr(getattr(generator, "info", None), "data", None) or {}).get("intensity")
+    mapping = recorded_intensity(generator)
     intensity = resolve_intensity(mapping, "the generator's data.intensity") if mapping else None
     if temp is not None:
         ds = record_intensity(datasets.Dataset.from_dict(ds.to_dict(), features=features), intensity)

@@ -51,13 +51,11 @@ def synthetic_intensity(synthetic: Any) -> Any:
     """The pixel mapping of the data the synthetic images were trained on (a generator's ``synthxray.json``
     ``data.intensity``, a generated dataset's manifest), so 12/16-bit real images are mapped the same way;
     ``"dataset"`` when none is recorded."""
-    if is_generator(synthetic):
-        return (getattr(synthetic.info, "data", None) or {}).get("intensity") or "dataset"
-    path = Path(str(synthetic)).expanduser() if isinstance(synthetic, (str, Path)) else None
-    if path is not None and (path / DATASET_MANIFEST).is_file():
-        from ..intensity import recorded_intensity
+    from ..intensity import recorded_intensity
 
-        return recorded_intensity(path) or "dataset"
+    path = Path(str(synthetic)).expanduser() if isinstance(synthetic, (str, Path)) else None
+    if is_generator(synthetic) or (path is not None and (path / DATASET_MANIFEST).is_file()):
+        return recorded_intensity(synthetic if path is None else path) or "dataset"
     return "dataset"
 
 

@@ -62,9 +62,10 @@ def prepare_data(spec: ExperimentSpec) -> ExperimentData:
     real = load_dataset(spec.real_train, split=spec.real_train_split)
     names = list(real.features["label"].names)
     notes: dict[str, Any] = {}
-    mapping = intensity_of(real) or "dataset"  # test and validation: deep images mapped as the training split was
-    if intensity_of(real):
-        notes["intensity"] = intensity_of(real)
+    mapping = intensity_of(real)  # test and validation: deep images mapped as the training split was
+    if mapping:
+        notes["intensity"] = mapping
+    mapping = mapping or "dataset"
     test = _relabel(load_dataset(spec.test, split=spec.test_split, intensity=mapping), names, "test")
     if spec.val is not None:
         val = _relabel(load_dataset(spec.val, split=spec.val_split, intensity=mapping), names, "validation")

@@ -230,3 +230,13 @@ def test_prepare_records_the_mapping_and_reuses_it_with_intensity_from(tmp_path)
     assert np.asarray(test[0]["image"]).max() == _expected(2000, (300, 4095))
     with pytest.raises(DataError, match=r"no synthxray.json, synthxray_dataset.json or dataset_info.json"):
         recorded_intensity(tmp_path / "train")
+
+
+def test_an_8bit_test_split_does_not_read_the_train_split(tmp_path):
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / "data" / split / c).mkdir(parents=True)
+            Image.fromarray(np.full((8, 8), 40, np.uint8)).save(tmp_path / "data" / split / c / "x.png")
+    (tmp_path / "data" / "train" / "a" / "broken.png").write_bytes(b"not a png")  # read only if train is scanned
+    test = load_dataset(tmp_path / "data", split="test")
+    assert intensity_of(test) is None and len(test) == 2
