@@ -68,7 +68,7 @@ def load_image_folder(root: str | os.PathLike, verify: bool = True, window: Sequ
     """
     classes, files, labels = class_folder_files(root)
     window_files = class_folder_files(range_from)[1] if range_from is not None else None
-    return files_dataset(files, labels, classes, verify, window, use_file_window, invert, intensity, window_files)
+    return _files_dataset(files, labels, classes, verify, window, use_file_window, invert, intensity, window_files)
 
 
 def load_label_table(path: str | os.PathLike, verify: bool = True, window: Sequence[float] | None = None,
@@ -91,7 +91,7 @@ def load_label_table(path: str | os.PathLike, verify: bool = True, window: Seque
         raise DataError(f"{path}: {len(missing)} listed file(s) do not exist, e.g. {missing[0]}; fix the table or the paths")
     names = sorted({lab for _, lab in rows}, key=lambda s: (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s))
     index = {n: i for i, n in enumerate(names)}
-    return files_dataset(files, [index[lab] for _, lab in rows], names, verify, window, use_file_window, invert, intensity)
+    return _files_dataset(files, [index[lab] for _, lab in rows], names, verify, window, use_file_window, invert, intensity)
 
 
 def _read_table(path: Path) -> list[tuple[str, str]]:
@@ -156,7 +156,7 @@ def dataset_window(files: Sequence[str | os.PathLike], use_file_window: bool = T
     return _scan([Path(f) for f in files], use_file_window, verify=False, measure=True)[0]
 
 
-def files_dataset(files: list[Path], labels: list[int], classes: list[str], verify: bool, window: Sequence[float] | None,
+def _files_dataset(files: list[Path], labels: list[int], classes: list[str], verify: bool, window: Sequence[float] | None,
                   use_file_window: bool, invert: bool | None, intensity: IntensityArg = "dataset",
                   window_files: Sequence[Path] | None = None):
     """Plain 8-bit images without a window: paths, decoded lazily. DICOM, deep images or any ``window``: read once
