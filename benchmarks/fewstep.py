@@ -38,6 +38,41 @@ from quality import rows_of, stratified  # noqa: E402  (benchmarks/quality.py's 
 TEACHER_ROWS = [("teacher", "dpm-sde", 20), ("teacher", "dpm-sde", 10), ("teacher", "ddim", 20), ("teacher", "dpm", 20)] + [
     ("teacher", s, n) for s in ("dpm", "dpm-sde", "unipc") for n in (1, 2, 4)]
 STUDENT_ROWS = [("student", "lcm", n) for n in (1, 2, 4)]
+# The distillation target itself: the teacher's ODE solved over the student's 20-point grid, one solver step per
+# interval, from the same noise (ConsistencyObjective.solve). A perfect student returns these images in one
+# evaluation, so each row is the ceiling of a student distilled with that --ode_solver. Evaluations: 20 or 40.
+ODE_ROWS = [("teacher-ode", "ddim", 20), ("teacher-ode", "dpm-solver-2", 20)]
+
+
+def ode_images(teacher, counts: dict[str, int], solver: str, num_solver_steps: int, batch_size: int):
+    """A labelled ``datasets.Dataset`` of ``ConsistencyObjective.solve`` images from the initial noise that
+    ``generate_dataset(seed=0)`` gives each image (``sample_seed``), cropped as the teacher's pipeline crops."""
+    import datasets
+    import torch
+    from PIL import Image
+
+    from synthxray.synthesis import sample_seed
+    from synthxray.training.consistency import ConsistencyObjective
+
+    pipe, names = teacher.pipeline, list(counts)
+    unet = pipe.unet.eval()
+    sched = pipe.scheduler
+    objective = ConsistencyObjective(unet, unet, unet, sched.alphas_cumprod, num_solver_steps, sched.config.prediction_type,
+                                     null_class=len(names), ode_solver=solver)
+    size, crop = unet.config.sample_size, getattr(pipe.config, "image_size", None) or unet.config.sample_size
+    left = (size - crop) // 2
+    images, labels = [], []
+    for c, name in enumerate(names):
+        for start in range(0, counts[name], batch_size):
+            seeds = [sample_seed(0, c, i) for i in range(start, min(start + batch_size, counts[name]))]
+            noise = torch.cat([torch.randn((1, unet.config.in_channels, size, size), generator=torch.Generator().manual_seed(i))
+                               for i in seeds])
+            x = objective.solve(noise, torch.full((len(noise),), c, dtype=torch.long))[..., left:left + crop, left:left + crop]
+            x = ((x / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            images += [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in x]
+            labels += [c] * len(x)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -204,14 +239,17 @@ def main(argv=None) -> int:
     counts = proportional_counts({n: int(c) for n, c in zip(names, np.bincount(test["label"]))}, len(test))
     models = {"teacher": teacher, "student": load_generator(student_dir, device="cpu")}
     report.setdefault("rows", {})
-    for which, scheduler, steps in TEACHER_ROWS + STUDENT_ROWS:
+    for which, scheduler, steps in TEACHER_ROWS + STUDENT_ROWS + ODE_ROWS:
         label = f"{which} {scheduler} {steps}"
         if (args.rows and label not in args.rows) or label in report["rows"]:
             continue
-        gen = models[which]
         t0 = time.time()
-        ds = generate_dataset(gen, images_per_class=counts, seed=0, batch_size=args.batch_size,
-                              scheduler=scheduler, num_inference_steps=steps, progress=True)
+        if which == "teacher-ode":
+            ds = ode_images(teacher, counts, scheduler, steps, args.batch_size)
+            steps *= 2 if scheduler == "dpm-solver-2" else 1
+        else:
+            ds = generate_dataset(models[which], images_per_class=counts, seed=0, batch_size=args.batch_size,
+                                  scheduler=scheduler, num_inference_steps=steps, progress=True)
         seconds = time.time() - t0
         res = evaluate(test, ds, metrics=("fid", "precision", "recall"), extractor=ext, by_class=True, progress=True,
                        protocol=args.protocol)

@@ -173,6 +173,15 @@ def make_lr_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def make_ema(module: torch.nn.Module, max_decay: float, inv_gamma: float = 1.0, power: float = 0.75):
+    """diffusers' ``EMAModel`` over ``module``'s parameters with the warm-up decay ``1 - (1 + step / inv_gamma) ** -power``
+    capped at ``max_decay``; saves and loads with ``accelerator.save_state`` once registered for checkpointing."""
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(module.parameters(), decay=max_decay, use_ema_warmup=True, inv_gamma=inv_gamma, power=power,
+                    model_cls=type(module), model_config=getattr(module, "config", None))
+
+
 def is_prepared(dataloader) -> bool:
     """Whether ``dataloader`` went through ``accelerator.prepare`` (it then yields this process's share)."""
     from accelerate.data_loader import DataLoaderDispatcher, DataLoaderShard

@@ -2,8 +2,8 @@
 discrete-time, skipping-step form of LCM, Luo et al. 2023, as in diffusers' LCM distillation scripts).
 
 Each step draws a real image ``x0`` and a point ``t_n`` of an N-point grid on the teacher's T training
-steps (``k = T // N`` apart), noises ``x0`` to ``x_t``, takes one DDIM step of the teacher's probability-flow
-ODE to ``t_{n-1} = t_n - k`` and asks the student at ``(x_t, t_n)`` to agree with an EMA "target" copy of the
+steps (``k = T // N`` apart), noises ``x0`` to ``x_t``, takes one DDIM (or DPM-Solver-2) step of the teacher's
+probability-flow ODE to ``t_{n-1} = t_n - k`` and asks the student at ``(x_t, t_n)`` to agree with an EMA "target" copy of the
 student at ``(x_{t-k}, t_{n-1})``. Both are read through the boundary-condition form
 ``f(x, t) = c_skip(t) x + c_out(t) x0_pred(x, t)`` that ``LCMScheduler`` samples with, so ``f(x, 0) = x``.
 The student and target start from the teacher's (EMA) weights; the teacher's guidance can be folded in.
@@ -26,12 +26,13 @@ from ..data import DataError
 from ..generators.base import GeneratorInfo, load_generator, resolve_pretrained_dir
 from ..generators.consistency import ConsistencyGenerator, boundary_scalings, make_consistency_scheduler
 from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator
-from .common import TrainState, hardware_summary, help_field, make_lr_scheduler, plan_steps, train_loop, training_layout
+from .common import TrainState, hardware_summary, help_field, make_ema, make_lr_scheduler, plan_steps, train_loop, training_layout
 from .image_data import ImageDataConfig, finish, image_dataloader, load_image_dataset, resume_and_track, start_run
 
 logger = logging.getLogger("synthxray.training")
 
 LOSS_TYPES = ("huber", "l2")
+ODE_SOLVERS = ("ddim", "dpm-solver-2")
 
 
 @dataclass
@@ -51,7 +52,16 @@ class ConsistencyDistillationConfig(ImageDataConfig):
         1.0, "Teacher classifier-free guidance folded into the ODE step (1.0: off, one teacher pass per step; "
         "the teacher needs a trained null class)."
     )
+    ode_solver: str = help_field(
+        "ddim", "The teacher's ODE step between grid points: ddim (first order, LCM's) | dpm-solver-2 (second order, "
+        "two teacher passes; the original consistency distillation used a second-order Heun step)."
+    )
     target_ema_decay: float = help_field(0.95, "EMA decay of the target network (LCM: 0.95).")
+    use_ema: bool = help_field(
+        False, "Also keep a slow EMA of the student and save it as the model (consistency models sample from one; "
+        "the target network above is a separate, fast EMA)."
+    )
+    ema_max_decay: float = help_field(0.999, "Student EMA decay ceiling (warm-up 1 - (1 + step) ** -0.75 below it).")
     loss_type: str = help_field("huber", "huber (pseudo-Huber, Song & Dhariwal 2023) | l2.")
     huber_c: float | None = help_field(None, "Pseudo-Huber c (default 0.00054 * sqrt(pixels x channels)).")
     learning_rate: float = help_field(1e-4, "Peak learning rate.")
@@ -81,6 +91,10 @@ class ConsistencyDistillationConfig(ImageDataConfig):
             raise ValueError(f"--sample_steps must be in 1..--num_solver_steps ({self.num_solver_steps}), got {self.sample_steps}")
         if not 0 <= self.target_ema_decay < 1:
             raise ValueError(f"--target_ema_decay must be in [0, 1), got {self.target_ema_decay}")
+        if not 0 <= self.ema_max_decay < 1:
+            raise ValueError(f"--ema_max_decay must be in [0, 1), got {self.ema_max_decay}")
+        if self.ode_solver not in ODE_SOLVERS:
+            raise ValueError(f"--ode_solver must be one of {ODE_SOLVERS}, got {self.ode_solver!r}")
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"--loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
         if self.huber_c is not None and self.huber_c <= 0:
@@ -103,7 +117,7 @@ class ConsistencyObjective:
 
     def __init__(self, student, teacher, target, alphas_cumprod: torch.Tensor, num_solver_steps: int, prediction_type: str,
                  null_class: int, guidance_scale: float = 1.0, loss_type: str = "huber", huber_c: float = 0.01,
-                 timestep_scaling: float = 10.0) -> None:
+                 timestep_scaling: float = 10.0, ode_solver: str = "ddim") -> None:
         if prediction_type not in ("v_prediction", "epsilon"):
             raise ValueError(f"the teacher's prediction_type {prediction_type!r} is not supported (v_prediction or epsilon)")
         self.student, self.teacher, self.target = student, teacher, target
@@ -112,6 +126,21 @@ class ConsistencyObjective:
         self.skip = T // num_solver_steps
         # LCM's grid: k-1, 2k-1, ..., N*k-1 (its last point is T-1 when N divides T)
         self.grid = torch.arange(1, num_solver_steps + 1) * self.skip - 1
+        if ode_solver not in ODE_SOLVERS:
+            raise ValueError(f"ode_solver must be one of {ODE_SOLVERS}, got {ode_solver!r}")
+        if ode_solver == "dpm-solver-2" and self.skip < 2:
+            raise ValueError(f"dpm-solver-2 needs a grid interval of >= 2 steps; {num_solver_steps} points on {T} steps give {self.skip}")
+        self.ode_solver = ode_solver
+        a = self.alphas_cumprod.double()
+        self.log_snr = (0.5 * torch.log(a / (1 - a))).float()  # lambda(t), decreasing in t
+        # per grid point t: the training step strictly inside (t - k, t) nearest the log-SNR midpoint with t - k
+        self.midpoint = torch.zeros(T, dtype=torch.long)
+        for t_n in self.grid.tolist():
+            s_n = max(t_n - self.skip, 0)
+            inner = torch.arange(s_n + 1, t_n)
+            if len(inner):
+                target = 0.5 * (self.log_snr[t_n] + self.log_snr[s_n])
+                self.midpoint[t_n] = inner[(self.log_snr[inner] - target).abs().argmin()]
         self.prediction_type, self.null_class, self.guidance_scale = prediction_type, null_class, guidance_scale
         self.loss_type, self.huber_c, self.timestep_scaling = loss_type, huber_c, timestep_scaling
 
@@ -131,9 +160,8 @@ class ConsistencyObjective:
         c_skip, c_out = boundary_scalings(t, self.timestep_scaling)
         return c_skip * x + c_out * x0
 
-    @torch.no_grad()
-    def teacher_step(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One DDIM step of the teacher's ODE from ``t`` to ``s`` (guided when ``guidance_scale != 1``; x0 clipped)."""
+    def _teacher_x0(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The teacher's clean-image prediction at ``(x, t)`` (guided when ``guidance_scale != 1``), clipped to [-1, 1]."""
         alpha, sigma = self._coefficients(t, x.device)
         if self.guidance_scale != 1.0:
             both = self.teacher(torch.cat([x, x]), torch.cat([t, t]),
@@ -142,11 +170,35 @@ class ConsistencyObjective:
             out = uncond + self.guidance_scale * (cond - uncond)
         else:
             out = self.teacher(x, t, class_labels=labels).sample
-        x0, _ = self._x0_eps(out, x, alpha, sigma)
-        x0 = x0.clamp(-1, 1)
-        eps = (x - alpha * x0) / sigma
+        return self._x0_eps(out, x, alpha, sigma)[0].clamp(-1, 1)
+
+    def _ddim(self, x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        alpha, sigma = self._coefficients(t, x.device)
         alpha_s, sigma_s = self._coefficients(s, x.device)
-        return alpha_s * x0 + sigma_s * eps
+        return alpha_s * x0 + sigma_s * (x - alpha * x0) / sigma
+
+    @torch.no_grad()
+    def teacher_step(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One step of the teacher's probability-flow ODE from ``t`` to ``s``: DDIM (first order, one teacher
+        pass) or DPM-Solver-2 (DPM-Solver++(2S), Lu et al. 2022: a second pass at the log-SNR midpoint)."""
+        x0 = self._teacher_x0(x, t, labels)
+        if self.ode_solver == "dpm-solver-2":
+            mid = self.midpoint.to(t.device)[t]
+            x0_mid = self._teacher_x0(self._ddim(x, x0, t, mid), mid, labels)
+            lam = self.log_snr.to(x.device)
+            r = ((lam[mid] - lam[t]) / (lam[s] - lam[t])).view(-1, 1, 1, 1)
+            x0 = (1 - 0.5 / r) * x0 + (0.5 / r) * x0_mid
+        return self._ddim(x, x0, t, s)
+
+    @torch.no_grad()
+    def solve(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The teacher's ODE from pure noise at the grid's last point to t = 0, one ``teacher_step`` per grid
+        interval: the image a perfect student would return from ``noise`` in one evaluation."""
+        x = noise
+        for t_n in self.grid.flip(0).tolist():
+            t = torch.full((len(x),), t_n, dtype=torch.long, device=x.device)
+            x = self.teacher_step(x, t, (t - self.skip).clamp(min=0), labels)
+        return x
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         clean, labels = batch["pixel_values"], batch["label"]
@@ -205,20 +257,25 @@ def train(cfg: ConsistencyDistillationConfig) -> Path:
     max_steps, num_epochs = plan_steps(cfg, cfg.num_epochs, dataloader, accelerator)
     state = TrainState()
     lr_scheduler = accelerator.prepare(make_lr_scheduler(cfg, optimizer, max_steps, accelerator.num_processes, state=state))
-    resume_and_track(accelerator, cfg, state, "distill_consistency", target)
+    ema = make_ema(accelerator.unwrap_model(student), cfg.ema_max_decay) if cfg.use_ema else None
+    if ema is not None:
+        ema.to(accelerator.device)
+    resume_and_track(accelerator, cfg, state, "distill_consistency", target, ema)
 
     teacher_scheduler = teacher.pipeline.scheduler.config
     pixels = channels * size * size
     objective = ConsistencyObjective(
         student, teacher_unet, target, teacher.pipeline.scheduler.alphas_cumprod, cfg.num_solver_steps,
         teacher_scheduler.prediction_type, null_class=len(names), guidance_scale=cfg.guidance_scale,
-        loss_type=cfg.loss_type, huber_c=cfg.huber_c or 0.00054 * math.sqrt(pixels),
+        loss_type=cfg.loss_type, huber_c=cfg.huber_c or 0.00054 * math.sqrt(pixels), ode_solver=cfg.ode_solver,
     )
     crop = getattr(teacher.pipeline.config, "image_size", None)
 
     def make_generator() -> ConsistencyGenerator:
         model = type(teacher_unet).from_config(teacher_unet.config)
         model.load_state_dict(accelerator.unwrap_model(student).state_dict())
+        if ema is not None:
+            ema.copy_to(model.parameters())
         pipe = ClassConditionalDDPMPipeline(unet=model.eval(), scheduler=make_consistency_scheduler(teacher_scheduler, cfg.num_solver_steps),
                                             image_size=crop)
         pipe.set_progress_bar_config(disable=True)
@@ -232,11 +289,12 @@ def train(cfg: ConsistencyDistillationConfig) -> Path:
             defaults={"scheduler": "lcm", "num_inference_steps": cfg.sample_steps},
             extra={
                 "distillation": {
-                    "method": "consistency distillation (LCM-style, DDIM solver, skipping step)",
+                    "method": "consistency distillation (LCM-style, skipping step)", "ode_solver": cfg.ode_solver,
                     "teacher": cfg.teacher, "teacher_revision": teacher.revision or cfg.teacher_revision,
                     "teacher_backend": teacher.backend, "teacher_train_steps": teacher.info.extra.get("train_steps"),
                     "num_solver_steps": cfg.num_solver_steps, "skip": objective.skip, "guidance_scale": cfg.guidance_scale,
                     "loss_type": cfg.loss_type, "target_ema_decay": cfg.target_ema_decay,
+                    "student_ema_decay": cfg.ema_max_decay if cfg.use_ema else None,
                 },
                 "train_steps": state.step, "train_seconds": round(state.elapsed(), 1), "train_config": cfg.to_dict(),
                 "hardware": hardware_summary(accelerator), **training_layout(accelerator, cfg),
@@ -245,6 +303,8 @@ def train(cfg: ConsistencyDistillationConfig) -> Path:
 
     def on_step(step: int) -> None:
         update_target(target, accelerator.unwrap_model(student), cfg.target_ema_decay)
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(student).parameters())
         if cfg.save_images_steps and step % cfg.save_images_steps == 0 and accelerator.is_main_process:
             from .image_data import save_sample_grid
 

@@ -16,7 +16,7 @@ from ..data import intensity_of
 from ..generators.base import GeneratorInfo
 from ..samplers import SCHEDULERS
 from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator, build_unet, padded_resolution
-from .common import TrainState, hardware_summary, help_field, make_lr_scheduler, plan_steps, train_loop, training_layout
+from .common import TrainState, hardware_summary, make_ema as common_make_ema, help_field, make_lr_scheduler, plan_steps, train_loop, training_layout
 from .image_data import ImageDataConfig, finish, image_dataloader, load_image_dataset, resume_and_track, save_sample_grid, start_run
 from .diffusion import WEIGHTING_SCHEMES, add_noise, diffusion_loss, diffusion_target
 
@@ -144,13 +144,8 @@ def make_dataloader(cfg: DDPMTrainingConfig, ds, channels: int) -> torch.utils.d
 
 
 def make_ema(cfg: DDPMTrainingConfig, unet: UNet2DModel):
-    """diffusers' ``EMAModel`` over ``unet``'s parameters with the config's warm-up decay."""
-    from diffusers.training_utils import EMAModel
-
-    return EMAModel(
-        unet.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True, inv_gamma=cfg.ema_inv_gamma,
-        power=cfg.ema_power, model_cls=type(unet), model_config=unet.config,
-    )
+    """The EMA of ``unet``'s parameters with the config's warm-up decay (``common.make_ema``)."""
+    return common_make_ema(unet, cfg.ema_max_decay, inv_gamma=cfg.ema_inv_gamma, power=cfg.ema_power)
 
 
 def make_loss_fn(

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..generators.gan import GAN_ARCHITECTURES, GANGenerator, gan_generator_class
 from ..networks.gan import CONDITIONINGS, TORCHVISION_BACKBONES, ConvDiscriminator, ConvGenerator, TorchvisionDiscriminator
 from ..networks.common import resolution_plan
-from .common import TrainState, help_field, make_lr_scheduler, plan_steps, train_loop
+from .common import TrainState, help_field, make_ema as common_make_ema, make_lr_scheduler, plan_steps, train_loop
 from .diffaugment import diff_augment, parse_policy
 from .image_data import finish, resume_and_track, save_sample_grid, start_run
 from .oneshot import OneShotTrainingConfig, generator_info, load_training_data
@@ -138,10 +138,8 @@ def build_networks(cfg: GANTrainingConfig, num_classes: int, channels: int) -> t
 
 
 def make_ema(cfg: GANTrainingConfig, gen: ConvGenerator):
-    """diffusers' ``EMAModel`` over the generator's parameters (``--use_ema``), stepped on generator updates."""
-    from diffusers.training_utils import EMAModel
-
-    return EMAModel(gen.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True, power=0.75)
+    """The EMA of the generator's parameters (``--use_ema``, ``common.make_ema``), stepped on generator updates."""
+    return common_make_ema(gen, cfg.ema_max_decay)
 
 
 def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

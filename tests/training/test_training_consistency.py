@@ -63,6 +63,8 @@ def test_defaults_come_from_the_teacher(distil_config, tiny_ddpm_dir, tiny_npz):
     ({"sample_steps": 6}, "--sample_steps must be in 1..--num_solver_steps"),
     ({"loss_type": "l1"}, "--loss_type"),
     ({"target_ema_decay": 1.0}, "--target_ema_decay"),
+    ({"ema_max_decay": 1.0}, "--ema_max_decay"),
+    ({"ode_solver": "heun"}, "--ode_solver"),
 ])
 def test_config_validation(distil_config, flags, match):
     with pytest.raises(ValueError, match=match):
@@ -84,10 +86,11 @@ def test_boundary_condition_is_the_identity_at_t0(tiny_ddpm_dir):
     assert objective.skip == 10 and objective.grid.tolist() == [9, 19, 29, 39, 49]
 
 
-def test_teacher_step_lands_on_the_clean_image_when_the_teacher_is_exact(tiny_ddpm_dir):
-    """With a teacher that predicts the true v of a known clean image, one DDIM step moves x_t to x_s on the same
+@pytest.mark.parametrize("ode_solver", ["ddim", "dpm-solver-2"])
+def test_teacher_step_lands_on_the_clean_image_when_the_teacher_is_exact(tiny_ddpm_dir, ode_solver):
+    """With a teacher that predicts the true v of a known clean image, one solver step moves x_t to x_s on the same
     noise: the solver is the exact ODE step of that image."""
-    objective, teacher = tiny_objective(tiny_ddpm_dir)
+    objective, teacher = tiny_objective(tiny_ddpm_dir, ode_solver=ode_solver)
     clean = torch.rand(2, 1, 16, 16) * 2 - 1
     noise = torch.randn_like(clean)
     sched = teacher.pipeline.scheduler
@@ -102,6 +105,43 @@ def test_teacher_step_lands_on_the_clean_image_when_the_teacher_is_exact(tiny_dd
     objective.teacher = Exact()
     got = objective.teacher_step(sched.add_noise(clean, noise, t), t, s, torch.tensor([0, 1]))
     assert torch.allclose(got, sched.add_noise(clean, noise, s), atol=1e-5)
+
+
+def test_second_order_step_follows_the_exact_ode_of_gaussian_data(tiny_ddpm_dir):
+    """Data ~ N(0, c^2) per pixel: the ideal teacher is linear and the probability-flow ODE keeps
+    x_t / sqrt(alpha_t^2 c^2 + sigma_t^2) constant. DPM-Solver-2 lands far closer to that than DDIM, and
+    ``solve`` over the whole grid (which the student learns to do in one evaluation) does too."""
+    from types import SimpleNamespace
+
+    c = 0.15  # small enough that the clipped teacher prediction is never clipped
+    objective, teacher = tiny_objective(tiny_ddpm_dir)
+    a_bar = teacher.pipeline.scheduler.alphas_cumprod.float()
+
+    class Ideal(torch.nn.Module):
+        def forward(self, x, tt, class_labels=None):
+            a = a_bar[tt].view(-1, 1, 1, 1)
+            alpha, sigma = a.sqrt(), (1 - a).sqrt()
+            x0 = c**2 * alpha / (alpha**2 * c**2 + sigma**2) * x
+            out = (alpha * x - x0) / sigma if objective.prediction_type == "v_prediction" else (x - alpha * x0) / sigma
+            return SimpleNamespace(sample=out)
+
+    def scale(t):
+        a = a_bar[t].view(-1, 1, 1, 1)
+        return (a * c**2 + 1 - a).sqrt()
+
+    x_t, labels = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 0, 1])
+    t, s = torch.full((4,), 29), torch.full((4,), 19)
+    exact = x_t / scale(t) * scale(s)
+    errors = {}
+    for solver in ("ddim", "dpm-solver-2"):
+        obj, _ = tiny_objective(tiny_ddpm_dir, ode_solver=solver)
+        obj.teacher = Ideal()
+        errors[solver] = (obj.teacher_step(x_t, t, s, labels) - exact).abs().max().item()
+        noise = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+        whole = (obj.solve(noise, labels) - noise / scale(torch.full((4,), 49)) * scale(torch.zeros(4, dtype=torch.long))).abs().max()
+        errors[solver + " solve"] = whole.item()
+    assert errors["dpm-solver-2"] < 0.3 * errors["ddim"], errors
+    assert errors["dpm-solver-2 solve"] < 0.5 * errors["ddim solve"], errors
 
 
 def test_loss_decreases_when_fitting_a_fixed_target(tiny_ddpm_dir):
@@ -139,13 +179,14 @@ def test_student_saves_loads_and_names_its_teacher(student_dir, tiny_ddpm_dir):
     assert teacher_w.keys() == student_w.keys() and any(not torch.equal(teacher_w[k], student_w[k]) for k in teacher_w)
 
 
-def test_resume_continues_and_matches_uninterrupted_run(distil_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("use_ema", [False, True])
+def test_resume_continues_and_matches_uninterrupted_run(distil_config, tmp_path, monkeypatch, use_ema):
     from accelerate import Accelerator
 
     class Killed(Exception):
         pass
 
-    straight = train(distil_config(output_dir=str(tmp_path / "straight"), max_train_steps=6, checkpointing_steps=3))
+    straight = train(distil_config(output_dir=str(tmp_path / "straight"), max_train_steps=6, checkpointing_steps=3, use_ema=use_ema))
     original_save = Accelerator.save_state
 
     def save_then_die(self, *args, **kwargs):
@@ -153,7 +194,7 @@ def test_resume_continues_and_matches_uninterrupted_run(distil_config, tmp_path,
         raise Killed
 
     monkeypatch.setattr(Accelerator, "save_state", save_then_die)
-    cfg = dict(output_dir=str(tmp_path / "resumed"), max_train_steps=6, checkpointing_steps=3)
+    cfg = dict(output_dir=str(tmp_path / "resumed"), max_train_steps=6, checkpointing_steps=3, use_ema=use_ema)
     with pytest.raises(Killed):
         train(distil_config(**cfg))
     monkeypatch.setattr(Accelerator, "save_state", original_save)
@@ -162,6 +203,19 @@ def test_resume_continues_and_matches_uninterrupted_run(distil_config, tmp_path,
     assert json.loads((resumed / "synthxray.json").read_text())["extra"]["train_steps"] == 6
     a, b = unet_weights(straight), unet_weights(resumed)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), "resumed run differs from the uninterrupted one"
+
+
+def test_student_ema_is_what_is_saved(distil_config, student_dir, tiny_ddpm_dir, tmp_path):
+    # decay 0 makes the EMA the student itself: the same weights as the run without one
+    zero = train(distil_config(output_dir=str(tmp_path / "zero"), use_ema=True, ema_max_decay=0.0))
+    raw, teacher_w = unet_weights(student_dir), unet_weights(tiny_ddpm_dir)
+    assert all(torch.allclose(raw[k], w, atol=1e-6) for k, w in unet_weights(zero).items())
+    # a slow EMA is saved instead of the student: it lags behind, between the teacher and the student
+    slow_dir = train(distil_config(output_dir=str(tmp_path / "slow"), use_ema=True, ema_max_decay=0.999))
+    slow = unet_weights(slow_dir)
+    moved = lambda w: sum(float((w[k] - teacher_w[k]).abs().sum()) for k in teacher_w)  # noqa: E731
+    assert 0 < moved(slow) < moved(raw)
+    assert json.loads((slow_dir / "synthxray.json").read_text())["extra"]["distillation"]["student_ema_decay"] == 0.999
 
 
 def test_data_with_other_classes_is_refused(distil_config, tmp_path):
