@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.xdist_group("flower-simulation")  # one Ray cluster at a time under -n
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -16,6 +16,8 @@ import torch
 
 from synthxray.federated import FederatedConfig
 
+pytestmark = pytest.mark.xdist_group("flower-simulation")  # one Ray cluster at a time under -n
+
 
 def fed(tiny_npz, out, **kw):
     base = dict(dataset=str(tiny_npz), output_dir=str(out), resolution=16, block_out_channels=[8, 16], layers_per_block=1,

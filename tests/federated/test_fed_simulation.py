@@ -12,7 +12,7 @@ import pytest
 
 from synthxray.federated import FederatedConfig, run_federated
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower-simulation")]  # one Ray cluster at a time under -n
 
 
 def config(tiny_npz, out, **kw):

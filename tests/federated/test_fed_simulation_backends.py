@@ -8,7 +8,7 @@ import pytest
 
 from synthxray.federated import FederatedConfig, run_federated
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower-simulation")]  # one Ray cluster at a time under -n
 
 BACKENDS = {
     "dcgan": dict(generator_channels=16, discriminator_channels=16, min_channels=8, latent_dim=8, use_ema=True),
