@@ -49,28 +49,24 @@ def ode_images(teacher, counts: dict[str, int], solver: str, num_solver_steps: i
     ``generate_dataset(seed=0)`` gives each image (``sample_seed``), cropped as the teacher's pipeline crops."""
     import datasets
     import torch
-    from PIL import Image
+    from diffusers.utils.torch_utils import randn_tensor
 
     from synthxray.synthesis import sample_seed
     from synthxray.training.consistency import ConsistencyObjective
 
     pipe, names = teacher.pipeline, list(counts)
-    unet = pipe.unet.eval()
-    sched = pipe.scheduler
+    unet, sched = pipe.unet.eval(), pipe.scheduler
     objective = ConsistencyObjective(unet, unet, unet, sched.alphas_cumprod, num_solver_steps, sched.config.prediction_type,
                                      null_class=len(names), ode_solver=solver)
-    size, crop = unet.config.sample_size, getattr(pipe.config, "image_size", None) or unet.config.sample_size
-    left = (size - crop) // 2
+    size = unet.config.sample_size
     images, labels = [], []
     for c, name in enumerate(names):
         for start in range(0, counts[name], batch_size):
-            seeds = [sample_seed(0, c, i) for i in range(start, min(start + batch_size, counts[name]))]
-            noise = torch.cat([torch.randn((1, unet.config.in_channels, size, size), generator=torch.Generator().manual_seed(i))
-                               for i in seeds])
-            x = objective.solve(noise, torch.full((len(noise),), c, dtype=torch.long))[..., left:left + crop, left:left + crop]
-            x = ((x / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            images += [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in x]
-            labels += [c] * len(x)
+            # the pipeline's initial noise: one CPU generator per image, seeded as generate_dataset seeds it
+            gens = [torch.Generator().manual_seed(sample_seed(0, c, i)) for i in range(start, min(start + batch_size, counts[name]))]
+            noise = randn_tensor((len(gens), unet.config.in_channels, size, size), generator=gens)
+            images += pipe.postprocess(objective.solve(noise, torch.full((len(gens),), c, dtype=torch.long)))
+            labels += [c] * len(gens)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
     return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
 

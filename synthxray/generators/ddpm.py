@@ -91,6 +91,17 @@ class ClassConditionalDDPMPipeline(DiffusionPipeline):
         return int(self.unet.config.num_class_embeds) - 1
 
     @torch.no_grad()
+    def postprocess(self, image: torch.Tensor, output_type: str = "pil") -> Any:
+        """UNet-space samples in [-1, 1] -> the centre ``image_size`` pixels (padded training) as PIL images or an
+        (N, H, W, C) array in [0, 1]."""
+        size = image.shape[-1]
+        crop = getattr(self.config, "image_size", None)
+        if crop and crop < size:
+            left = (size - crop) // 2
+            image = image[..., left : left + crop, left : left + crop]
+        image = (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
+        return numpy_to_pil(image) if output_type == "pil" else image
+
     def __call__(
         self,
         class_labels: Sequence[int] | torch.Tensor,
@@ -121,13 +132,7 @@ class ClassConditionalDDPMPipeline(DiffusionPipeline):
                 out_c, out_u = out.chunk(2)
                 out = out_u + guidance_scale * (out_c - out_u)
             image = self.scheduler.step(out, t, image, **step_kwargs).prev_sample
-        crop = getattr(self.config, "image_size", None)
-        if crop and crop < size:
-            left = (size - crop) // 2
-            image = image[..., left : left + crop, left : left + crop]
-        image = (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
-        if output_type == "pil":
-            image = numpy_to_pil(image)
+        image = self.postprocess(image, output_type)
         if not return_dict:
             return (image,)
         return ImagePipelineOutput(images=image)

@@ -136,13 +136,17 @@ class ConsistencyObjective:
         # per grid point t: the training step strictly inside (t - k, t) nearest the log-SNR midpoint with t - k
         self.midpoint = torch.zeros(T, dtype=torch.long)
         for t_n in self.grid.tolist():
-            s_n = max(t_n - self.skip, 0)
+            s_n = int(self.previous(torch.tensor(t_n)))
             inner = torch.arange(s_n + 1, t_n)
             if len(inner):
                 target = 0.5 * (self.log_snr[t_n] + self.log_snr[s_n])
                 self.midpoint[t_n] = inner[(self.log_snr[inner] - target).abs().argmin()]
         self.prediction_type, self.null_class, self.guidance_scale = prediction_type, null_class, guidance_scale
         self.loss_type, self.huber_c, self.timestep_scaling = loss_type, huber_c, timestep_scaling
+
+    def previous(self, t: torch.Tensor) -> torch.Tensor:
+        """The grid point before ``t``: ``t - k``, or 0 for the first one (``k - 1``)."""
+        return (t - self.skip).clamp(min=0)
 
     def _coefficients(self, t: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.alphas_cumprod.to(device)[t].view(-1, 1, 1, 1)
@@ -197,7 +201,7 @@ class ConsistencyObjective:
         x = noise
         for t_n in self.grid.flip(0).tolist():
             t = torch.full((len(x),), t_n, dtype=torch.long, device=x.device)
-            x = self.teacher_step(x, t, (t - self.skip).clamp(min=0), labels)
+            x = self.teacher_step(x, t, self.previous(t), labels)
         return x
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -205,7 +209,7 @@ class ConsistencyObjective:
         n = clean.shape[0]
         index = torch.randint(0, len(self.grid), (n,))
         t = self.grid[index].to(clean.device)
-        s = (t - self.skip).clamp(min=0)
+        s = self.previous(t)
         noise = torch.randn_like(clean)
         alpha, sigma = self._coefficients(t, clean.device)
         noisy = alpha * clean + sigma * noise
