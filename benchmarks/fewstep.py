@@ -86,6 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--phase", choices=["all", "distill", "fid", "extractor"], default="all")
     p.add_argument("--rows", nargs="*", default=None, help="only these rows (labels as in the table, e.g. 'student lcm 4')")
     p.add_argument("--extractor_images", type=int, default=128, help="test images timed per extractor variant")
+    p.add_argument("--extractor_repeats", type=int, default=1,
+                   help="rounds over all extractor variants (interleaved, so load drift hits each alike); median reported")
+    p.add_argument("--extractor_variants", nargs="*", default=None, help="only the extractor variants whose names start so")
     p.add_argument("--distill_args", nargs=argparse.REMAINDER, default=[], help="extra flags for distill_consistency.py (last)")
     return p.parse_args(argv)
 
@@ -145,7 +148,7 @@ def extractor_speed(args, report: dict, save) -> None:
     plain = lambda b: ext(b)[0]  # noqa: E731  what compute_features calls
     variants = {"current (batch 32)": (plain, 32, base_threads), "batch 8": (plain, 8, base_threads),
                 "batch 64": (plain, 64, base_threads)}
-    if ext.net_ts is not None:
+    if getattr(ext, "net_ts", None) is not None:  # the TorchScript Inception only: the other extractors are timed as they are
         import copy
 
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(copy.deepcopy(ext.net_ts).eval()))
@@ -167,14 +170,25 @@ def extractor_speed(args, report: dict, save) -> None:
         variants["frozen + optimize_for_inference + channels_last (batch 32)"] = (with_net(frozen, True), 32, base_threads)
     if os.cpu_count() and os.cpu_count() > base_threads:
         variants[f"current, {os.cpu_count()} threads"] = (plain, 32, os.cpu_count())
-    rows, reference = {}, None
-    for name, (fn, batch, threads) in variants.items():
-        ips, feats = run(fn, batch, threads)
-        reference = feats if reference is None else reference
-        rows[name] = {"images_per_s": round(ips, 2), "batch": batch, "threads": threads,
-                      "max_abs_diff": float(np.abs(feats - reference).max()), "feature_scale": float(np.abs(reference).max())}
-        print(f"extractor {name}: {ips:.2f} img/s, max |diff| {rows[name]['max_abs_diff']:.2e}", flush=True)
-    report["extractor_speed"] = {"images": len(x), "extractor": ext.description, "rows": rows}
+    if args.extractor_variants:  # the current path stays: it is the reference for speed and features
+        variants = {k: v for i, (k, v) in enumerate(variants.items()) if i == 0 or k.startswith(tuple(args.extractor_variants))}
+    rows, reference, speeds = {}, None, {name: [] for name in variants}
+    for round_ in range(max(1, args.extractor_repeats)):
+        for name, (fn, batch, threads) in variants.items():
+            ips, feats = run(fn, batch, threads)
+            speeds[name].append(ips)
+            reference = feats if reference is None else reference
+            rows[name] = {"images_per_s": round(float(np.median(speeds[name])), 2), "batch": batch, "threads": threads,
+                          "runs": [round(v, 2) for v in speeds[name]],
+                          "max_abs_diff": float(np.abs(feats - reference).max()), "feature_scale": float(np.abs(reference).max())}
+            print(f"extractor round {round_ + 1} {name}: {ips:.2f} img/s, max |diff| {rows[name]['max_abs_diff']:.2e}", flush=True)
+    base = speeds[next(iter(variants))]
+    for name in variants:  # per-round ratio to the current path: paired, so shared load cancels
+        ratios = [a / b for a, b in zip(speeds[name], base)]
+        rows[name]["ratio_median"] = round(float(np.median(ratios)), 3)
+        rows[name]["ratio_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
+    report["extractor_speed"] = {"images": len(x), "extractor": ext.description, "repeats": max(1, args.extractor_repeats),
+                                 "rows": rows}
     save()
 
 
@@ -280,10 +294,13 @@ def markdown(r: dict) -> str:
         lines.append("| real train vs test (floor) | | | | " + " | ".join(f"{floor[n]['fid']:.1f}" for n in ["overall", *names]) + " | | |")
     x = r.get("extractor_speed")
     if x:
-        lines += ["", f"FID extractor speed ({x['extractor']}, {x['images']} test images, forward only):", "",
-                  "| variant | batch | threads | img/s | max abs feature diff vs current | max abs feature |", "|---|---:|---:|---:|---:|---:|"]
-        lines += [f"| {k} | {v['batch']} | {v['threads']} | {v['images_per_s']} | {v['max_abs_diff']:.2e} | {v['feature_scale']:.3g} |"
-                  for k, v in x["rows"].items()]
+        lines += ["", f"FID extractor speed ({x['extractor']}, {x['images']} test images, forward only, "
+                      f"median of {x.get('repeats', 1)} interleaved rounds):", "",
+                  "| variant | batch | threads | img/s | x current (per-round range) | max abs feature diff vs current | max abs feature |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {k} | {v['batch']} | {v['threads']} | {v['images_per_s']} | "
+                  f"{v.get('ratio_median', '')} ({', '.join(map(str, v.get('ratio_range', [])))}) | "
+                  f"{v['max_abs_diff']:.2e} | {v['feature_scale']:.3g} |" for k, v in x["rows"].items()]
     return "\n".join(lines) + "\n"
 
 

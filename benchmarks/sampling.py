@@ -88,9 +88,13 @@ def main() -> None:
         print(json.dumps(measure(args.model, name, int(steps) if steps else None, args.num_images, args.batch_size, args.device)))
         return
     if args.random:
+        import atexit
+        import shutil
         import tempfile
 
-        args.model = random_model(tempfile.mkdtemp(prefix="sx-sampling-"), args.random, args.block_out_channels)
+        folder = tempfile.mkdtemp(prefix="sx-sampling-")
+        atexit.register(shutil.rmtree, folder, True)  # a throwaway random model: removed when the benchmark ends
+        args.model = random_model(folder, args.random, args.block_out_channels)
     if not args.model:
         p.error("give --model or --random")
     rows = []

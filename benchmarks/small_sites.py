@@ -31,9 +31,11 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -209,7 +211,7 @@ class LoopbackHub:
         else:
             self.proc.kill()
             raise RuntimeError(f"the loopback hub did not start on port {port}")
-        self.home = Path(os.environ.get("TMPDIR", "/tmp")) / f"small_sites_hf_home_{port}"
+        self.home = Path(tempfile.mkdtemp(prefix="small_sites_hf_home_"))  # the clients' cache; removed on exit
         self.env = hub_env(self.url, self.home)
         _log(f"loopback hub at {self.url}")
         return self
@@ -217,6 +219,7 @@ class LoopbackHub:
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def pools(args, out: Path, folders: dict[str, Path]) -> dict[str, Path]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
 # never write the feature cache into the user's home from tests
-os.environ.setdefault("SYNTHXRAY_CACHE", tempfile.mkdtemp(prefix="synthxray-test-cache-"))
+if "SYNTHXRAY_CACHE" not in os.environ:
+    os.environ["SYNTHXRAY_CACHE"] = tempfile.mkdtemp(prefix="synthxray-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SYNTHXRAY_CACHE"], True)
 from tinydata import xray_like
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from hub_testing import ALICE, BOB, unexpected_strays
 
 CLIENT_ROUND_TRIP = r'''
-import os, pathlib, tempfile
+import atexit, os, pathlib, shutil, tempfile
 from huggingface_hub import HfApi, HfFileSystem, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
 
 api = HfApi(token=alice)
 src = pathlib.Path(tempfile.mkdtemp())
+atexit.register(shutil.rmtree, src, True)
 (src / "config.json").write_text('{"a": 1}')
 (src / "nested" / "deeper").mkdir(parents=True)
 blob = os.urandom(300_000)
