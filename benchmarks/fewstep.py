@@ -151,11 +151,14 @@ def extractor_speed(args, report: dict, save) -> None:
     if getattr(ext, "net_ts", None) is not None:  # the TorchScript Inception only: the other extractors are timed as they are
         import copy
 
-        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(copy.deepcopy(ext.net_ts).eval()))
-        cl = copy.deepcopy(ext.net_ts).to(memory_format=torch.channels_last)
+        def with_net(make_net, channels_last: bool):
+            net = None
 
-        def with_net(net, channels_last: bool):
-            def fn(b):
+            def fn(b):  # the network is built on first use: a variant left out costs nothing
+                nonlocal net
+                if net is None:
+                    with torch.inference_mode(False):  # built outside the timed loop's inference mode
+                        net = make_net()
                 from synthxray.evaluation.protocols import tf1_bilinear
 
                 b = tf1_bilinear(b, ext.input_size)
@@ -165,6 +168,8 @@ def extractor_speed(args, report: dict, save) -> None:
                 return net(b).flatten(1)
             return fn
 
+        frozen = lambda: torch.jit.optimize_for_inference(torch.jit.freeze(copy.deepcopy(ext.net_ts).eval()))  # noqa: E731
+        cl = lambda: copy.deepcopy(ext.net_ts).to(memory_format=torch.channels_last)  # noqa: E731
         variants["channels_last (batch 32)"] = (with_net(cl, True), 32, base_threads)
         variants["frozen + optimize_for_inference (batch 32)"] = (with_net(frozen, False), 32, base_threads)
         variants["frozen + optimize_for_inference + channels_last (batch 32)"] = (with_net(frozen, True), 32, base_threads)
@@ -274,9 +279,7 @@ def main(argv=None) -> int:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"FID protocol **{r.get('protocol')}**; features {r.get('extractor')}; compared at {r.get('compared_size')} px "
-             f"(real test images brought to it with the training transform); real side = {r.get('n_real')} test images; "
-             f"synthetic = as many in the test class mix, seed 0. Teacher `{r.get('teacher')}`, student `{r.get('student')}`.", ""]
+    lines = []
     d = r.get("distillation")
     if d:
         lines += [f"Distillation: `{d['command']}` — {d['steps']} steps, {d['train_minutes']} training minutes, "
@@ -284,8 +287,12 @@ def markdown(r: dict) -> str:
                   f"{d['seconds_per_step']} s/step, OMP threads {d['threads']}.", ""]
     floor = r.get("floor", {})
     names = [k for k in floor if k != "overall"]
-    lines += ["| model | sampler | evaluations | img/s | FID | " + " | ".join(f"FID {n}" for n in names) + " | precision | recall |",
-              "|---|---|---:|---:|---:|" + "---:|" * len(names) + "---:|---:|"]
+    if r.get("rows") or floor:  # an extractor-only or distill-only run has no FID table
+        lines += [f"FID protocol **{r.get('protocol')}**; features {r.get('extractor')}; compared at {r.get('compared_size')} px "
+                  f"(real test images brought to it with the training transform); real side = {r.get('n_real')} test images; "
+                  f"synthetic = as many in the test class mix, seed 0. Teacher `{r.get('teacher')}`, student `{r.get('student')}`.", "",
+                  "| model | sampler | evaluations | img/s | FID | " + " | ".join(f"FID {n}" for n in names) + " | precision | recall |",
+                  "|---|---|---:|---:|---:|" + "---:|" * len(names) + "---:|---:|"]
     for label, e in (r.get("rows") or {}).items():
         cells = [f"{e['fid'][n]['fid']:.1f}" if n in e["fid"] else "" for n in ["overall", *names]]
         lines.append(f"| {e['model']} | {e['scheduler']} | {e['evaluations']} | {e['images_per_s']} | " + " | ".join(cells)

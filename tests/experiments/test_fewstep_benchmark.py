@@ -39,3 +39,4 @@ def test_extractor_phase_interleaves_rounds_and_reports_paired_ratios(tmp_path):
     assert rows["current (batch 32)"]["ratio_median"] == 1.0
     text = (out / "fewstep.md").read_text()
     assert "median of 3 interleaved rounds" in text and "| batch 8 | 8 | 1 |" in text
+    assert "FID protocol" not in text  # no FID rows in an extractor-only run, so no empty FID table
