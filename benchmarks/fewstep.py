@@ -90,7 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="rounds over all extractor variants (interleaved, so load drift hits each alike); median reported")
     p.add_argument("--extractor_variants", nargs="*", default=None, help="only the extractor variants whose names start so")
     p.add_argument("--distill_args", nargs=argparse.REMAINDER, default=[], help="extra flags for distill_consistency.py (last)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.extractor_repeats < 1:
+        p.error(f"--extractor_repeats must be at least 1, got {args.extractor_repeats}")
+    return args
 
 
 def distil(args, out: Path) -> dict:
@@ -178,7 +181,7 @@ def extractor_speed(args, report: dict, save) -> None:
     if args.extractor_variants:  # the current path stays: it is the reference for speed and features
         variants = {k: v for i, (k, v) in enumerate(variants.items()) if i == 0 or k.startswith(tuple(args.extractor_variants))}
     rows, reference, speeds = {}, None, {name: [] for name in variants}
-    for round_ in range(max(1, args.extractor_repeats)):
+    for round_ in range(args.extractor_repeats):
         for name, (fn, batch, threads) in variants.items():
             ips, feats = run(fn, batch, threads)
             speeds[name].append(ips)
@@ -192,7 +195,7 @@ def extractor_speed(args, report: dict, save) -> None:
         ratios = [a / b for a, b in zip(speeds[name], base)]
         rows[name]["ratio_median"] = round(float(np.median(ratios)), 3)
         rows[name]["ratio_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
-    report["extractor_speed"] = {"images": len(x), "extractor": ext.description, "repeats": max(1, args.extractor_repeats),
+    report["extractor_speed"] = {"images": len(x), "extractor": ext.description, "repeats": args.extractor_repeats,
                                  "rows": rows}
     save()
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hospitaldata import PATIENT_ID, PATIENT_NAME, make_dicom_folder, ramp, write_dicom
 from PIL import Image
+from script_loader import load_script
 
 from synthxray import load_dataset
 from synthxray.data import DataError
@@ -171,13 +172,7 @@ def test_prepare_command_windows_and_refusals(tmp_path, capsys):
 
 
 def test_train_script_missing_dataset_is_one_line(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    script_path = Path(__file__).resolve().parents[2] / "train_scripts" / "train_ddpm.py"
-    spec = importlib.util.spec_from_file_location("train_ddpm_script_hospital", script_path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_scripts/train_ddpm.py")
     assert script.main(["--dataset", "fx/doesnotexist", "--output_dir", str(tmp_path / "o"), "--resolution", "16"]) == 2
     err = capsys.readouterr().err.strip()
     assert ": error: fx/doesnotexist: no such folder, and no Hub repo of that name" in err

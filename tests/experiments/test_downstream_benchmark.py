@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("downstream", ROOT / "benchmarks" / "downstream.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from script_loader import load_script
 
 def _tiny_npz(path: Path) -> Path:
     rng = np.random.default_rng(0)
@@ -35,7 +25,7 @@ def _tiny_npz(path: Path) -> Path:
 
 @pytest.mark.slow
 def test_downstream_study_runs_and_resumes(tmp_path, tiny_generator, capsys):
-    script = _load_script()
+    script = load_script("benchmarks/downstream.py")
     data = _tiny_npz(tmp_path)
     argv = ["--data", str(data), "--model", str(tiny_generator), "--output_dir", str(tmp_path / "out"), "--per_class", "10",
             "--scheduler", "ddim", "--steps", "2", "--backbones", "cnn", "--seeds", "0", "1", "--epochs", "1", "--image_size", "8",

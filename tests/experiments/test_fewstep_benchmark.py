@@ -3,26 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+from script_loader import load_script
 from test_downstream_benchmark import _tiny_npz
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("fewstep", ROOT / "benchmarks" / "fewstep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_extractor_phase_interleaves_rounds_and_reports_paired_ratios(tmp_path):
-    script = _load_script()
+    script = load_script("benchmarks/fewstep.py")
     out = tmp_path / "out"
     argv = ["--data", str(_tiny_npz(tmp_path)), "--teacher", str(tmp_path / "unused"), "--output", str(out),
             "--phase", "extractor", "--extractor", "random", "--extractor_images", "8", "--extractor_repeats", "3",

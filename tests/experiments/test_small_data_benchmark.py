@@ -3,29 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from script_loader import load_script
 from test_downstream_benchmark import _tiny_npz
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("small_data", ROOT / "benchmarks" / "small_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_coverage_and_greedy_selection():
-    script = _load_script()
+    script = load_script("benchmarks/small_data.py")
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, (40, 3))
     b = rng.normal(10, 1, (40, 3))
@@ -43,7 +30,7 @@ def test_coverage_and_greedy_selection():
 
 @pytest.mark.slow
 def test_small_data_study_runs_and_reports(tmp_path, tiny_generator, capsys):
-    script = _load_script()
+    script = load_script("benchmarks/small_data.py")
     data = _tiny_npz(tmp_path)
     out = tmp_path / "out"
     argv = ["--data", str(data), "--model", str(tiny_generator), "--output_dir", str(out), "--per_class", "10", "--scheduler", "ddim",

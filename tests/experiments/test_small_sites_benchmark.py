@@ -3,24 +3,14 @@ federated on Flower's simulation engine), push to and pull from the loopback hub
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script
 
 pytestmark = pytest.mark.xdist_group("flower-simulation")  # one Ray cluster at a time under -n
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("small_sites", ROOT / "benchmarks" / "small_sites.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _tiny_npz(path: Path) -> Path:
     rng = np.random.default_rng(0)
@@ -37,7 +27,7 @@ def _tiny_npz(path: Path) -> Path:
 
 @pytest.mark.slow
 def test_small_sites_runs_end_to_end_and_resumes(tmp_path, capsys):
-    script = _load_script()
+    script = load_script("benchmarks/small_sites.py")
     out = tmp_path / "out"
     argv = ["--data", str(_tiny_npz(tmp_path)), "--output_dir", str(out), "--sites", "3", "--large_fraction", "0.6",
             "--large_minutes", "0.05", "--local_minutes", "0.05", "--local_sites", "1", "--rounds", "1", "--local_steps", "1", "--extra_large_steps", "2",

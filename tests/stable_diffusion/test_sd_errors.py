@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from script_loader import load_script
 from sd_testing import base_args, write_images
 
 from synthxray.data import DataError
@@ -38,13 +39,7 @@ def test_prompt_template_without_label(tiny_sd, xray_folder, tmp_path):
 
 
 def test_script_reports_bad_input_in_one_line(tiny_sd, xray_folder, tmp_path, capsys):
-    import importlib.util
-
-    from sd_testing import ROOT
-
-    spec = importlib.util.spec_from_file_location("train_lora_script", ROOT / "train_scripts" / "train_lora.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_scripts/train_lora.py")
     code = script.main(base_args(tiny_sd, tmp_path / "out") + ["--dataset_name", str(xray_folder)])
     assert code == 2 and "needs a prompt per class" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

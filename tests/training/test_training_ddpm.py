@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from script_loader import load_script
 
 from synthxray.generators import load_generator
 from synthxray.training.common import list_checkpoints, parse_config
@@ -120,11 +121,7 @@ def test_accelerate_launch_script(tiny_npz, tmp_path):
 
 
 def test_script_bad_input_is_one_line_error(tmp_path, capsys, tiny_npz):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_ddpm_script", ROOT / "train_scripts" / "train_ddpm.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_scripts/train_ddpm.py")
     assert script.main(["--dataset", str(tiny_npz), "--output_dir", str(tmp_path / "o"), "--resolution", "0"]) == 2
     err = capsys.readouterr().err
     assert "error: --resolution must be a positive number of pixels, got 0" in err and "Traceback" not in err
@@ -132,12 +129,7 @@ def test_script_bad_input_is_one_line_error(tmp_path, capsys, tiny_npz):
 
 
 def _script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_ddpm_script", ROOT / "train_scripts" / "train_ddpm.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    return load_script("train_scripts/train_ddpm.py")
 
 
 def test_28px_trains_and_generates_28px_at_the_default_model(tiny_npz, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from script_loader import load_script
 
 from synthxray.training.common import list_checkpoints
 from synthxray.training.diffaugment import diff_augment, parse_policy
@@ -115,12 +116,7 @@ def test_card_names_backend_architecture_losses_steps(tiny_npz, tmp_path):
 
 
 def _script(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "train_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"train_scripts/{name}.py")
 
 
 def test_scripts_bad_input_is_one_line_error(tmp_path, capsys, tiny_npz):
