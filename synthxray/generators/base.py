@@ -171,12 +171,16 @@ class Generator(ABC):
             raise ValueError(f"got {len(seeds)} seeds for {num_images} images")
         settings = self.resolve_settings(num_inference_steps, guidance_scale, scheduler)
         images: list[Image.Image] = []
+        import torch
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num_images, desc=f"generate {self.class_names[index]}", disable=not progress, unit="img")
         for start in range(0, num_images, batch_size):
             chunk = seeds[start : start + batch_size]
-            images.extend(self._generate_batch(index, chunk, **settings, **kwargs))
+            # sampling never needs gradients: without no_grad every step's graph is kept alive until the batch ends
+            # (a 20-step batch of 64 held 4.7 GB on the default DDPM, issue 35)
+            with torch.no_grad():
+                images.extend(self._generate_batch(index, chunk, **settings, **kwargs))
             bar.update(len(chunk))
         bar.close()
         return images

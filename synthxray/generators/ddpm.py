@@ -102,6 +102,7 @@ class ClassConditionalDDPMPipeline(DiffusionPipeline):
         image = (image / 2 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
         return numpy_to_pil(image) if output_type == "pil" else image
 
+    @torch.no_grad()
     def __call__(
         self,
         class_labels: Sequence[int] | torch.Tensor,
