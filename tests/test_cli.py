@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from synthxray.cli import build_parser, main
@@ -57,3 +59,8 @@ def test_demo_runs_small(tiny_npz, tmp_path):
     assert rc == 0
     assert (tmp_path / "demo" / "summary.md").is_file()
     assert (tmp_path / "demo" / "grids" / "synthetic_normal.png").is_file()
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    peaks = summary["peak_memory_mb"]  # measured per stage (issue 35), and the process's peak is the largest
+    assert set(peaks) == {"train", "generate", "evaluate", "experiment", "process"}
+    assert all(v > 100 for v in peaks.values()) and peaks["process"] == max(peaks.values())
+    assert "peak memory: train " in (tmp_path / "demo" / "summary.md").read_text()

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..generators import load_generator
     from ..images import image_grid
+    from ..resources import PeakMemory, format_mb
     from ..synthesis import generate_dataset
     from ..training.ddpm import DDPMTrainingConfig, train
 
@@ -37,34 +38,39 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} is not empty; pass --overwrite or choose another --output_dir")
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    memory: dict[str, PeakMemory] = {}
     summary: dict = {"data": str(args.data), "seed": args.seed}
 
     t = time.time()
-    real = load_dataset(args.data, split="train")
-    summary["real_train_images"] = len(real)
-    cfg = DDPMTrainingConfig(
-        dataset=str(args.data), output_dir=str(out / "generator"), resolution=32, max_train_steps=args.max_train_steps,
-        checkpointing_steps=max(1, args.max_train_steps // 2), checkpoints_total_limit=1, save_images_steps=0,
-        seed=args.seed, overwrite_output_dir=args.overwrite,
-    )
-    train(cfg)
+    with PeakMemory() as memory["train"]:
+        real = load_dataset(args.data, split="train")
+        summary["real_train_images"] = len(real)
+        cfg = DDPMTrainingConfig(
+            dataset=str(args.data), output_dir=str(out / "generator"), resolution=32, max_train_steps=args.max_train_steps,
+            checkpointing_steps=max(1, args.max_train_steps // 2), checkpoints_total_limit=1, save_images_steps=0,
+            seed=args.seed, overwrite_output_dir=args.overwrite,
+        )
+        train(cfg)
     timings["train_seconds"] = time.time() - t
 
     t = time.time()
-    gen = load_generator(out / "generator")
-    synthetic = generate_dataset(gen, per_class=args.per_class, seed=args.seed, output_dir=out / "synthetic", batch_size=64, overwrite=args.overwrite)
-    timings["generate_seconds"] = time.time() - t
-    summary["synthetic_images"] = len(synthetic)
-    summary["sampler"] = {k: synthetic[0][k] for k in ("scheduler", "num_inference_steps", "guidance_scale")}
+    with PeakMemory() as memory["generate"]:
+        gen = load_generator(out / "generator")
+        synthetic = generate_dataset(gen, per_class=args.per_class, seed=args.seed, output_dir=out / "synthetic",
+                                     batch_size=64, overwrite=args.overwrite)
+        timings["generate_seconds"] = time.time() - t
+        summary["synthetic_images"] = len(synthetic)
+        summary["sampler"] = {k: synthetic[0][k] for k in ("scheduler", "num_inference_steps", "guidance_scale")}
 
-    grids = out / "grids"
-    grids.mkdir(exist_ok=True)
-    for index, name in enumerate(gen.class_names):
-        rows = synthetic.filter(lambda label: label == index, input_columns="label").select(range(min(32, args.per_class)))
-        image_grid([r["image"] for r in rows], ncols=8).save(grids / f"synthetic_{name}.png")
-        real_rows = real.filter(lambda label: label == index, input_columns="label")
-        real_rows = real_rows.select(range(min(32, len(real_rows))))
-        image_grid([r["image"] for r in real_rows], ncols=8).save(grids / f"real_{name}.png")
+        grids = out / "grids"
+        grids.mkdir(exist_ok=True)
+        for index, name in enumerate(gen.class_names):
+            rows = synthetic.filter(lambda label: label == index, input_columns="label")
+            rows = rows.select(range(min(32, args.per_class)))
+            image_grid([r["image"] for r in rows], ncols=8).save(grids / f"synthetic_{name}.png")
+            real_rows = real.filter(lambda label: label == index, input_columns="label")
+            real_rows = real_rows.select(range(min(32, len(real_rows))))
+            image_grid([r["image"] for r in real_rows], ncols=8).save(grids / f"real_{name}.png")
 
     lines_extra: list[str] = []
     if not args.no_evaluation:
@@ -72,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
         t = time.time()
         extractor = "inception" if inception_available() else "random"
-        result = evaluate(  # defaults: torch-fidelity protocol, real test images brought to the generator's 32 px
-            args.data, out / "synthetic", metrics=("fid", "kid"), extractor=extractor, by_class=True,
-            real_split="test", output_dir=out / "evaluation",
-        )
+        with PeakMemory() as memory["evaluate"]:
+            result = evaluate(  # defaults: torch-fidelity protocol, real test images brought to the generator's 32 px
+                args.data, out / "synthetic", metrics=("fid", "kid"), extractor=extractor, by_class=True,
+                real_split="test", output_dir=out / "evaluation",
+            )
         timings["evaluate_seconds"] = time.time() - t
         summary["evaluation"] = {"extractor": extractor, "protocol": result.protocol, "compared_size": result.compared_size,
                                  "n_real": result.overall["n_real"], "n_synthetic": result.overall["n_synthetic"],
@@ -87,11 +94,18 @@ def run(args: argparse.Namespace) -> int:
         from ..experiments.runner import demo_experiment
 
         t = time.time()
-        results = demo_experiment(out / "synthetic", out / "experiment", real=args.data, epochs=args.experiment_epochs, seeds=(args.seed,))
+        with PeakMemory() as memory["experiment"]:
+            results = demo_experiment(out / "synthetic", out / "experiment", real=args.data, epochs=args.experiment_epochs,
+                                      seeds=(args.seed,))
         timings["experiment_seconds"] = time.time() - t
         lines_extra += ["", "## Does synthetic data help? (small CNN, PneumoniaMNIST test split)", "", results.markdown]
 
     summary["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    # each stage's own peak resident memory (the kernel's figure, reset at the stage's start); the process's peak is
+    # the largest of them
+    summary["peak_memory_mb"] = {**{k: round(m.mb) for k, m in memory.items()},
+                                 "process": round(max(m.mb for m in memory.values()))}
+    summary["peak_memory_method"] = memory["train"].method
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [
         "# synthxray demo", "",
@@ -103,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
            f"{summary['evaluation']['n_synthetic']} synthetic)"] if "evaluation" in summary else []),
         f"- grids: `{grids}` (real_*.png beside synthetic_*.png)",
         f"- time: {summary['timings']}",
+        "- peak memory: " + ", ".join(f"{k} {format_mb(m.mb)}" for k, m in memory.items())
+        + f"; the whole demo {format_mb(max(m.mb for m in memory.values()))} (measured per stage: {memory['train'].method})",
         *lines_extra,
     ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")

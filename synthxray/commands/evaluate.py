@@ -49,5 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     if is_main_process(distributed_state()):  # on N processes, one report (written by the main process)
         print(result.to_markdown())
-        print(f"wrote {Path(cfg.output_dir) / 'evaluation.json'} and evaluation.md")
+        from ..resources import format_mb, process_peak_mb
+
+        print(f"wrote {Path(cfg.output_dir) / 'evaluation.json'} and evaluation.md (peak memory {format_mb(process_peak_mb())})")
     return 0

@@ -80,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not _process_state().is_main_process:  # on N processes the main one reports
         return 0
-    print(f"wrote {len(ds)} images ({', '.join(gen.class_names)}) to {args.output_dir}")
+    from ..resources import format_mb, process_peak_mb
+
+    print(f"wrote {len(ds)} images ({', '.join(gen.class_names)}) to {args.output_dir} "
+          f"(peak memory {format_mb(process_peak_mb())})")
     if args.check_memorization is not None:
         import json
         from pathlib import Path

@@ -343,21 +343,32 @@ def write_report(spec: ExperimentSpec, out: Path, class_names: list[str] | None 
     return ExperimentResults(rows, runs, md, out, files)
 
 
-def demo_experiment(synthetic: Any, output_dir: str | os.PathLike, real: Any = None, test: Any = None, val: Any = None, epochs: int = 3, seeds: tuple[int, ...] = (0,), max_real_train: int | None = 1000, num_threads: int | None = 1, **overrides: Any) -> ExperimentResults:
-    """The small experiment of ``synthxray demo``: seed 001's CNN on baseline / synth-50 / synth-only.
+def demo_spec(synthetic: Any, output_dir: str | os.PathLike, real: Any = None, test: Any = None, val: Any = None,
+              epochs: int = 3, seeds: tuple[int, ...] = (0,), max_real_train: int | None = 1000,
+              num_threads: int | None = 1, **overrides: Any) -> dict[str, Any]:
+    """The experiment spec of ``synthxray demo``: seed 001's CNN on baseline / synth-50 / synth-only.
 
     ``synthetic`` is a synthetic dataset (or a generator folder); ``real``/``test``/``val`` default
     to PneumoniaMNIST's train/test/val splits (the ``pneumoniamnist`` MedMNIST name, or a path to
     its ``.npz``). Runs at 28 px on a stratified 1,000-image subset of the real training set
     (``max_real_train``; None for all of it); synth-50 adds half of the synthetic pool
     (``ratio_of="synthetic"``), so any pool size works. One torch thread by default: on a small CPU
-    shared with other work it is several times faster than two.
+    shared with other work it is several times faster than two. With path arguments the spec is plain
+    data (``synthxray experiment --config`` runs it as the demo does).
     """
     real = real if real is not None else "pneumoniamnist"
+    if val is None and isinstance(real, (str, os.PathLike)) and test is None:
+        val = real
     spec = dict(
-        real_train=real, test=test if test is not None else real, val=val if val is not None else (real if isinstance(real, (str, os.PathLike)) and test is None else None),
-        synthetic=synthetic, output_dir=str(output_dir), backbones=[{"name": "cnn"}], recipes=["baseline", "synth-50", "synth-only"],
-        seeds=list(seeds), epochs=epochs, image_size=28, batch_size=64, learning_rate=1e-3, ratio_of="synthetic", robustness=None, max_real_train=max_real_train, num_threads=num_threads,
+        real_train=real, test=test if test is not None else real, val=val, synthetic=synthetic,
+        output_dir=str(output_dir), backbones=[{"name": "cnn"}], recipes=["baseline", "synth-50", "synth-only"],
+        seeds=list(seeds), epochs=epochs, image_size=28, batch_size=64, learning_rate=1e-3, ratio_of="synthetic",
+        robustness=None, max_real_train=max_real_train, num_threads=num_threads,
     )
     spec.update(overrides)
-    return run_experiment(spec)
+    return spec
+
+
+def demo_experiment(synthetic: Any, output_dir: str | os.PathLike, **kwargs: Any) -> ExperimentResults:
+    """Run :func:`demo_spec`'s experiment (same arguments)."""
+    return run_experiment(demo_spec(synthetic, output_dir, **kwargs))
