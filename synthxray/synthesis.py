@@ -37,11 +37,18 @@ def resolve_counts(generator: Generator, per_class: int | None, images_per_class
     counts: dict[str, int] = {}
     for key, n in images_per_class.items():  # type: ignore[union-attr]
         name = generator.class_names[generator.class_index(key)]
+        if name in counts:
+            raise ValueError(f"images_per_class (--images_per_class) gives class {name!r} twice (as {key!r} too); "
+                             "give each class once")
         if int(n) < 0:
             raise ValueError(f"count for class {name!r} must be >= 0 (--images_per_class)")
         counts[name] = int(n)
     if not sum(counts.values()):
         raise ValueError("images_per_class (--images_per_class) asks for no images; give at least one class a count >= 1")
+    missing = [name for name in generator.class_names if not counts.get(name)]
+    if missing:
+        logger.warning("the synthetic set will have no images of %s (the generator's classes: %s); a classifier trained "
+                       "on it alone cannot learn %s", missing, generator.class_names, "them" if len(missing) > 1 else "it")
     return counts
 
 

@@ -95,6 +95,7 @@ def test_overwrite_never_deletes_foreign_files(tiny_ddpm_dir, tmp_path):
     ({"per_class": 1, "batch_size": 0}, "batch_size .*>= 1"),
     ({"per_class": 1, "num_inference_steps": 0}, "num_inference_steps .*>= 1"),
     ({"images_per_class": {"0": 0, "1": 0}}, "asks for no images"),
+    ({"images_per_class": {"0": 1, 0: 2}}, "gives class '0' twice"),
     ({"per_class": 1, "check_memorization": "fx/doesnotexist"}, "no such folder, and no Hub repo"),
 ])
 def test_bad_arguments_are_refused_before_any_file(tiny_ddpm_dir, tmp_path, kwargs, match):
@@ -166,6 +167,7 @@ def test_bad_counts(tiny_ddpm_dir):
     (["--per_class", "1", "--batch_size", "0"], "--batch_size must be >= 1, got 0"),
     (["--per_class", "1", "--num_inference_steps", "0"], "--num_inference_steps must be >= 1, got 0"),
     (["--images_per_class", "0=x"], "--images_per_class: the count for '0' must be a whole number"),
+    (["--images_per_class", "0=1,0=2"], "--images_per_class names class '0' twice"),
     (["--per_class", "1", "--check_memorization", "fx/doesnotexist"], "fx/doesnotexist: no such folder, and no Hub repo of that name"),
 ])
 def test_generate_command_probes(tiny_ddpm_dir, tmp_path, capsys, flags, message):
@@ -234,3 +236,15 @@ def test_resume_reads_every_process_log(tiny_ddpm_dir, tmp_path):
     ds = generate_dataset(gen, per_class=2, output_dir=tmp_path / "syn", batch_size=2, num_inference_steps=2, progress=False)
     assert calls["n"] == 11 and ds["label"] == [0, 0, 1, 1]  # only class 1's batch was made
     assert ds["seed"] == [sample_seed(0, c, i) for c in (0, 1) for i in (0, 1)]
+
+
+def test_generate_reports_the_classes_made_and_warns_of_a_missing_one(tiny_ddpm_dir, tmp_path, capsys, caplog):
+    """Issue 31 (8): the closing line counts what was made; a pool without a class is said, not silent."""
+    from synthxray.cli import main
+
+    with caplog.at_level("WARNING", logger="synthxray.synthesis"):
+        rc = main(["generate", "--model", str(tiny_ddpm_dir), "--images_per_class", "1=2", "--output_dir",
+                   str(tmp_path / "syn"), "--num_inference_steps", "2"])
+    assert rc == 0
+    assert "wrote 2 images (1 2) to" in capsys.readouterr().out
+    assert "no images of ['0']" in caplog.text

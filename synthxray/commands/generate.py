@@ -39,6 +39,8 @@ def parse_counts(text: str) -> dict[str, int]:
         if "=" not in part:
             raise ValueError(f"--images_per_class expects name=count pairs, got {part!r}")
         name, n = part.split("=", 1)
+        if name.strip() in counts:
+            raise ValueError(f"--images_per_class names class {name.strip()!r} twice ({text!r}); give each class once")
         try:
             counts[name.strip()] = int(n)
         except ValueError:
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..resources import format_mb, process_peak_mb
 
-    print(f"wrote {len(ds)} images ({', '.join(gen.class_names)}) to {args.output_dir} "
+    made = [(name, n) for name, n in zip(gen.class_names, _count_labels(ds, len(gen.class_names))) if n]
+    print(f"wrote {len(ds)} images ({', '.join(f'{name} {n}' for name, n in made)}) to {args.output_dir} "
           f"(peak memory {format_mb(process_peak_mb())})")
     if args.check_memorization is not None:
         import json
@@ -95,3 +98,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"memorization ({space}): {sec['fraction_below']:.1%} of synthetic images are closer to a training image than "
                   f"{sec['threshold']:.4g} (reference {sec['reference_fraction_below']:.1%}; {sec['threshold_from']})")
     return 0
+
+
+def _count_labels(ds, num_classes: int) -> list[int]:
+    """Images per class index in a generated dataset (its ``label`` column)."""
+    import numpy as np
+
+    return np.bincount(np.asarray(ds["label"], dtype=np.int64), minlength=num_classes).tolist()
