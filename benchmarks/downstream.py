@@ -97,40 +97,13 @@ def _timing(out: Path, key: str, seconds: float) -> None:
 
 
 def export_checkpoint(checkpoint: Path, target: Path) -> Path:
-    """A generator folder from a ``train_ddpm.py`` checkpoint: its EMA weights, the run's own config and class names."""
-    import dataclasses
-
-    import torch
-    from diffusers.training_utils import EMAModel
-
-    from synthxray.data import class_names, is_grayscale, load_dataset
-    from synthxray.generators.base import GeneratorInfo
-    from synthxray.generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator
-    from synthxray.training.ddpm import DDPMTrainingConfig, build_model
+    """A generator folder from a ``train_ddpm.py`` checkpoint (``synthxray export``), reused once exported."""
+    from synthxray.training.ddpm import export_checkpoint as export
 
     if (target / "synthxray.json").is_file():
         return target
-    run = checkpoint.parents[1]
-    raw = json.loads((run / "training_config.json").read_text())
-    known = {f.name for f in dataclasses.fields(DDPMTrainingConfig)}
-    cfg = DDPMTrainingConfig(**{k: v for k, v in raw.items() if k in known})
-    ds = load_dataset(cfg.dataset, split=cfg.dataset_split)
-    names, channels = class_names(ds), cfg.channels or (1 if is_grayscale(ds) else 3)
-    unet, scheduler = build_model(cfg, len(names), channels)
-    ema_state = torch.load(checkpoint / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=False)
-    step = json.loads(json.dumps(torch.load(checkpoint / "custom_checkpoint_1.pkl", map_location="cpu", weights_only=False), default=str)).get("step")
-    ema = EMAModel(unet.parameters())
-    ema.load_state_dict(ema_state)
-    ema.copy_to(unet.parameters())
-    info = GeneratorInfo(backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
-                         data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds)},
-                         defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
-                         extra={"train_steps": step, "exported_from_checkpoint": str(checkpoint), "train_config": raw})
-    pipe = ClassConditionalDDPMPipeline(unet=unet.eval(), scheduler=scheduler)
-    tmp = target.with_name(target.name + ".partial")
-    DDPMGenerator(pipe, info).save_pretrained(tmp)
-    os.replace(tmp, target)
-    _log(f"exported the EMA weights of {checkpoint} (step {step} of {cfg.max_train_steps}) into {target}")
+    export(checkpoint, target)
+    _log(f"exported {checkpoint} into {target}")
     return target
 
 

@@ -11,6 +11,7 @@ from typing import Sequence
 COMMANDS = [
     "synthxray.commands.demo",
     "synthxray.commands.evaluate",
+    "synthxray.commands.export",
     "synthxray.commands.experiment",
     "synthxray.commands.federated",
     "synthxray.commands.generate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,85 @@ def make_loss_fn(
     return loss_fn
 
 
+def build_generator(cfg: DDPMTrainingConfig, model: UNet2DModel, ema, noise_scheduler: DDPMScheduler,
+                    names: list[str], channels: int, ds, step: int, extra: dict | None = None) -> DDPMGenerator:
+    """The generator a run saves: ``model`` with the EMA's weights (when there is one) in a fresh copy, the
+    run's sampling defaults, and the data record (source, split, count, intensity mapping)."""
+    if ema is not None:
+        device = next(model.parameters()).device
+        model = type(model).from_config(model.config)
+        ema.copy_to(model.parameters())
+        model.to(device)
+    model.eval()
+    pad = cfg.unet_resolution - cfg.resolution
+    pipe = ClassConditionalDDPMPipeline(unet=model, scheduler=DDPMScheduler.from_config(noise_scheduler.config),
+                                        image_size=cfg.resolution if pad else None)
+    pipe.set_progress_bar_config(disable=True)
+    info = GeneratorInfo(
+        backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
+        data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds),
+              "intensity": intensity_of(ds)},
+        defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps,
+                  "guidance_scale": cfg.guidance_scale},
+        extra={"train_steps": step, "train_config": cfg.to_dict(), **(extra or {})},
+    )
+    return DDPMGenerator(pipe, info)
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """A generator folder from one checkpoint of a :func:`train` run: the weights it saves at that step (the EMA's
+    when the run keeps one), with the run's own ``training_config.json``, class names and data record.
+
+    Checkpoints span a run's quality; this makes each one a generator that ``load_generator``, ``generate`` and
+    ``evaluate`` take like a finished run's. ``output_dir`` gets the same rule as ``generate``'s: an existing
+    folder is replaced only with ``overwrite`` and only when it holds a generator (``synthxray.json``).
+    """
+    import dataclasses
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from ..manifest import GENERATOR_CONFIG
+    from .checkpoints import CONFIG_FILE
+
+    checkpoint = Path(checkpoint)
+    run = checkpoint.parent.parent
+    if not (checkpoint / "model.safetensors").is_file() or not (run / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{checkpoint} is not a checkpoint of a synthxray training run (it needs "
+                                f"model.safetensors, and {run / CONFIG_FILE} two folders up)")
+    target = Path(output_dir)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        if not (overwrite and (target / GENERATOR_CONFIG).is_file()):
+            raise FileExistsError(f"output_dir {target} exists and is not empty; choose another folder "
+                                  f"(--overwrite replaces only a generator folder)")
+    raw = json.loads((run / CONFIG_FILE).read_text())
+    known = {f.name for f in dataclasses.fields(DDPMTrainingConfig)}
+    cfg = DDPMTrainingConfig(**{k: v for k, v in raw.items() if k in known})
+    ds, names, channels = load_training_data(cfg)
+    unet, noise_scheduler = build_model(cfg, len(names), channels)
+    unet.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
+    # accelerate numbers the objects registered for checkpointing in order: the EMA (when used), then TrainState
+    states = sorted(checkpoint.glob("custom_checkpoint_*.pkl"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    ema = None
+    if cfg.use_ema:
+        ema = make_ema(cfg, unet)
+        ema.load_state_dict(torch.load(states[0], map_location="cpu", weights_only=False))
+    train_state = TrainState()
+    train_state.load_state_dict(torch.load(states[-1], map_location="cpu", weights_only=False))
+    step = int(train_state.step)
+    gen = build_generator(cfg, unet, ema, noise_scheduler, names, channels, ds, step,
+                          {"exported_from_checkpoint": f"{run.name}/checkpoints/{checkpoint.name}"})
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    gen.save_pretrained(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    logger.info("exported step %d of %s (%s weights) to %s", step, run, "EMA" if ema is not None else "raw", target)
+    return target
+
+
 def train(cfg: DDPMTrainingConfig) -> Path:
     """Train, checkpoint, and save the EMA pipeline to ``cfg.output_dir``; returns that folder.
 
@@ -179,7 +259,6 @@ def train(cfg: DDPMTrainingConfig) -> Path:
 
     out, accelerator, (ds, names, channels) = start_run(cfg, lambda: load_training_data(cfg))
     dataloader = make_dataloader(cfg, ds, channels)
-    pad = cfg.unet_resolution - cfg.resolution
     set_seed(cfg.seed)
     unet, noise_scheduler = build_model(cfg, len(names), channels)
 
@@ -196,32 +275,10 @@ def train(cfg: DDPMTrainingConfig) -> Path:
 
     loss_fn = make_loss_fn(cfg, unet, noise_scheduler, null_class=len(names))
 
-    def info() -> GeneratorInfo:
-        return GeneratorInfo(
-            backend="ddpm", class_names=names, channels=channels, resolution=cfg.resolution,
-            data={"source": str(cfg.dataset), "split": cfg.dataset_split, "num_images": len(ds), "intensity": intensity_of(ds)},
-            defaults={"scheduler": cfg.sample_scheduler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance_scale},
-            extra={
-                "train_steps": state.step, "train_config": cfg.to_dict(), "hardware": hardware_summary(accelerator),
-                **training_layout(accelerator, cfg),
-            },
-        )
-
-    def pipeline_with_ema_weights() -> ClassConditionalDDPMPipeline:
-        model = accelerator.unwrap_model(unet)
-        if ema is not None:
-            model = type(model).from_config(model.config)
-            ema.copy_to(model.parameters())
-        model.to(accelerator.device).eval()
-        pipe = ClassConditionalDDPMPipeline(
-            unet=model, scheduler=DDPMScheduler.from_config(noise_scheduler.config),
-            image_size=cfg.resolution if pad else None,
-        )
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
-
     def make_generator() -> DDPMGenerator:
-        return DDPMGenerator(pipeline_with_ema_weights(), info())
+        extra = {"hardware": hardware_summary(accelerator), **training_layout(accelerator, cfg)}
+        return build_generator(cfg, accelerator.unwrap_model(unet), ema, noise_scheduler, names, channels, ds,
+                               state.step, extra)
 
     def on_step(step: int) -> None:
         if ema is not None:

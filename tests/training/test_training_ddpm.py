@@ -189,3 +189,29 @@ def test_one_class_dataset_warns(tiny_ddpm_config, tmp_path, caplog):
         out = train(tiny_ddpm_config(dataset=str(one), output_dir=str(tmp_path / "one"), max_train_steps=1))
     assert "has one class" in caplog.text and "--guidance_scale has no effect" in caplog.text
     assert load_generator(out).class_names == json.loads((out / "synthxray.json").read_text())["class_names"]
+
+
+@pytest.mark.parametrize("use_ema", [True, False])
+def test_export_checkpoint_is_the_generator_the_run_saves(tiny_ddpm_config, tmp_path, capsys, use_ema):
+    """A checkpoint at the last step exports to the same weights, data record and images as the run's own save."""
+    from synthxray.cli import main
+
+    run = train(tiny_ddpm_config(max_train_steps=4, checkpointing_steps=4, use_ema=use_ema))
+    checkpoint = run / "checkpoints" / "checkpoint_0"
+    assert main(["export", "--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "step4")]) == 0
+    assert "exported step 4" in capsys.readouterr().out
+    saved, exported = load_generator(run), load_generator(tmp_path / "step4")
+    assert exported.info.data == saved.info.data and exported.info.extra["train_steps"] == 4
+    assert exported.info.extra["exported_from_checkpoint"].endswith("checkpoints/checkpoint_0")
+    a, b = saved.pipeline.unet.state_dict(), exported.pipeline.unet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    first = saved.generate(2, class_label=0, seed=1, num_inference_steps=2)
+    again = exported.generate(2, class_label=0, seed=1, num_inference_steps=2)
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(first, again))
+    # a folder of other files is never replaced, with or without --overwrite
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    assert main(["export", "--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "mine"), "--overwrite"]) == 2
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "x"
+    assert main(["export", "--checkpoint", str(tmp_path), "--output_dir", str(tmp_path / "x")]) == 2
+    assert "is not a checkpoint" in capsys.readouterr().err
