@@ -40,13 +40,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .recipes import Recipe, display_name
-from .report import aggregate, paired_cell, paired_deltas
+from .report import METRICS, aggregate, paired_cell, paired_deltas
+from .stats import adjust, seeds_needed
 
 REGIME_KINDS = ("real", "balanced-real", "reweighted-real", "limited", "pretrain-synth", "mixed")
 CONTROL_KINDS = ("real", "balanced-real", "reweighted-real")
 SYNTHETIC_KINDS = ("limited", "pretrain-synth", "mixed")
 REFERENCES = ("real", "balanced-real")  # paired deltas and worth curves are taken against these, at the same F
 DEFAULT_FRACTIONS = (0.01, 0.05, 0.1, 0.25, 1.0)
+DETECT = 0.02  # the accuracy difference (2 points) whose seed count the report states, at each cell's spread
 
 
 def fraction_label(fraction: float) -> str:
@@ -201,6 +203,14 @@ def regime_rows(regimes: RegimeSpec, runs: Sequence[dict[str, Any]], backbones: 
             if p is not None:
                 row["paired"][ref] = p
         rows.append(row)
+    for b in backbones:  # one family per (backbone, reference, metric): every synthetic cell compared with that control
+        for ref in REFERENCES:
+            for m in METRICS:
+                adjust(r["paired"][ref][m] for r in rows
+                       if r["backbone"] == b and r["kind"] in SYNTHETIC_KINDS and ref in r["paired"])
+    for r in rows:
+        p = r["paired"].get("balanced-real", {}).get("accuracy")
+        r["seeds_for_2_points"] = seeds_needed(DETECT, p["std"]) if p else None
     for b in backbones:
         mine = [r for r in rows if r["backbone"] == b]
         for ref in REFERENCES:
@@ -214,8 +224,8 @@ def regime_rows(regimes: RegimeSpec, runs: Sequence[dict[str, Any]], backbones: 
     return rows
 
 
-def _cell(p: dict[str, Any] | None, metric: str, digits: int = 1, scale: float = 100) -> str:
-    return paired_cell(p, metric, digits, scale, bold=True, missing="–")
+def _cell(p: dict[str, Any] | None, metric: str, digits: int = 1, scale: float = 100, adjusted: bool = False) -> str:
+    return paired_cell(p, metric, digits, scale, bold=True, missing="–", adjusted=adjusted)
 
 
 def _ms(s: dict[str, Any], pct: bool) -> str:
@@ -231,7 +241,8 @@ def _ms(s: dict[str, Any], pct: bool) -> str:
 def regime_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The regime table: one row per (fraction, recipe); Δs in points (AUC in thousandths), bold where the 95% CI excludes 0."""
     head = ["Backbone", "Real fraction", "Recipe", "Real", "Synthetic", "Seeds", "Accuracy % (mean ± sd)", "F1", "AUC",
-            "Δ acc vs real-F", "Δ acc vs balanced-real-F", "Δ AUC ×1000 vs balanced-real-F", "Worth (real-F curve)", "Worth (balanced-real-F curve)"]
+            "Δ acc vs real-F", "Δ acc vs balanced-real-F", "Δ acc vs balanced-real-F, adjusted", "Δ AUC ×1000 vs balanced-real-F",
+            "Δ AUC ×1000 vs balanced-real-F, adjusted", "Seeds for a 2-pt Δ", "Worth (real-F curve)", "Worth (balanced-real-F curve)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         real = str(r["n_real"]) + (f" + {r['n_real_repeats']} repeats" if r.get("n_real_repeats") else "")
@@ -239,14 +250,22 @@ def regime_markdown(rows: Sequence[dict[str, Any]]) -> str:
         w = r.get("worth", {})
         cells = [r["backbone"], f"{fraction_label(r['fraction'])}%", display_name(r["kind"]), real, str(r["n_synthetic"]), str(len(r["seeds"])),
                  _ms(r["accuracy"], True), _ms(r["f1"], False), _ms(r["auc"], False),
-                 _cell(p.get("real"), "accuracy"), _cell(p.get("balanced-real"), "accuracy"), _cell(p.get("balanced-real"), "auc", 0, 1000),
+                 _cell(p.get("real"), "accuracy"), _cell(p.get("balanced-real"), "accuracy"),
+                 _cell(p.get("balanced-real"), "accuracy", adjusted=True), _cell(p.get("balanced-real"), "auc", 0, 1000),
+                 _cell(p.get("balanced-real"), "auc", 0, 1000, adjusted=True),
+                 "–" if r.get("seeds_for_2_points") is None else str(r["seeds_for_2_points"]),
                  worth_text(w.get("real")), worth_text(w.get("balanced-real"))]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["", "Mean ± sample sd over seeds. Δ: paired by seed against the same fraction's real-F / balanced-real-F run (same real images, "
              "same initial weights), in points, with the paired 95% t-interval; **bold** where it excludes 0. balanced-real-F trains on the "
              "F real images oversampled to limited-F's class counts (as many images per epoch as with the pool, none synthetic). "
-             "Worth: the real images that reach the recipe's mean accuracy on the real-only curve (isotonic in log n, interpolated "
-             "log-linearly); `<`/`>`: outside the measured range."]
+             "Adjusted: the same Δ corrected for the m comparisons of synthetic recipes with balanced-real-F in this table "
+             "(per backbone and metric; the control rows are not part of that family): "
+             "the Bonferroni t-interval at 1 - 0.05/m (bold where it excludes 0) and the Holm-adjusted p-value. "
+             "Seeds for a 2-pt Δ: paired seeds a t-test needs to detect a 2-point accuracy difference with 80% power at "
+             "α = 0.05 (unadjusted), at this cell's spread of paired differences. "
+             "Worth: the real images that reach the recipe's mean accuracy on the real-only / balanced-real curve (isotonic in "
+             "log n, interpolated log-linearly); `<`/`>`: outside the measured range."]
     return "\n".join(lines + notes) + "\n"
 
 
@@ -255,7 +274,9 @@ def regime_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
     header = ["backbone", "fraction", "kind", "recipe", "n_seeds", "n_real", "n_real_repeats", "n_synthetic"]
     header += [f"{m}_{k}" for m in ("accuracy", "f1", "auc") for k in ("mean", "std", "ci95_low", "ci95_high")]
-    header += [f"delta_{m}_vs_{ref}_{k}" for ref in REFERENCES for m in ("accuracy", "f1", "auc") for k in ("mean", "ci95_low", "ci95_high")]
+    delta_keys = ("mean", "ci95_low", "ci95_high", "p", "p_holm", "ci_adj_low", "ci_adj_high", "family")
+    header += [f"delta_{m}_vs_{ref}_{k}" for ref in REFERENCES for m in ("accuracy", "f1", "auc") for k in delta_keys]
+    header += ["seeds_for_2_points"]
     header += [f"worth_{ref}_{k}" for ref in REFERENCES for k in ("n", "status")]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as fh:
@@ -266,7 +287,8 @@ def regime_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
             line += [r[m][k] for m in ("accuracy", "f1", "auc") for k in ("mean", "std", "ci95_low", "ci95_high")]
             for ref in REFERENCES:
                 p = r.get("paired", {}).get(ref)
-                line += [p[m][k] if p else "" for m in ("accuracy", "f1", "auc") for k in ("mean", "ci95_low", "ci95_high")]
+                line += [p[m].get(k) if p else "" for m in ("accuracy", "f1", "auc") for k in delta_keys]
+            line += [r.get("seeds_for_2_points")]
             for ref in REFERENCES:
                 wr = r.get("worth", {}).get(ref)
                 line += [wr["n"] if wr else "", wr["status"] if wr else ""]
@@ -311,31 +333,54 @@ def plot_regimes(rows: Sequence[dict[str, Any]], backbone: str, path: Path) -> P
     axes[1].set_title("AUC vs real images (error bars: 95% CI over seeds)", fontsize=9)
     ax = axes[2]
     ns = sorted({r["n_real"] for r in mine})
-    for k in SYNTHETIC_KINDS:
-        pts = sorted((r["n_real"], r["worth"]["real"]) for r in mine if r["kind"] == k and r.get("worth", {}).get("real"))
-        if not pts:
-            continue
-        color, _, marker = STYLE[k]
-        x = [p[0] for p in pts]
-        y = [p[1]["n"] if p[1]["status"] == "within" else (p[1]["n_min"] if p[1]["status"] == "below" else p[1]["n_max"]) for p in pts]
-        ax.plot(x, y, color=color, ls="--", marker=marker, label=display_name(k))
-        for xi, yi, (_, w) in zip(x, y, pts):
-            if w["status"] != "within":
-                ax.annotate("↓" if w["status"] == "below" else "↑", (xi, yi), color=color, ha="center", va="top" if w["status"] == "below" else "bottom", fontsize=12)
+    for ref, ls, alpha in (("balanced-real", "-", 1.0), ("real", ":", 0.45)):
+        for k in SYNTHETIC_KINDS:
+            pts = sorted((r["n_real"], r["worth"][ref]) for r in mine if r["kind"] == k and r.get("worth", {}).get(ref))
+            if not pts:
+                continue
+            color, _, marker = STYLE[k]
+            x = [p[0] for p in pts]
+            y = [p[1]["n"] if p[1]["status"] == "within" else (p[1]["n_min"] if p[1]["status"] == "below" else p[1]["n_max"])
+                 for p in pts]
+            curve = "balanced-real curve" if ref == "balanced-real" else "real-only curve"
+            ax.plot(x, y, color=color, ls=ls, marker=marker, alpha=alpha, label=f"{display_name(k)} ({curve})")
+            for xi, yi, (_, w) in zip(x, y, pts):
+                if w["status"] != "within":
+                    ax.annotate("↓" if w["status"] == "below" else "↑", (xi, yi), color=color, ha="center", alpha=alpha,
+                                va="top" if w["status"] == "below" else "bottom", fontsize=12)
     if ns:
         ax.plot(ns, ns, color="black", lw=0.8, label="worth = its own real images")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _readable_log_ticks(ax, ns)
     ax.set_xlabel("real training images (log)")
     ax.set_ylabel("real images with the same accuracy (log)")
-    ax.set_title("What real + synthetic is worth in real images\n(real-only curve; ↓ / ↑: below / beyond the measured range)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title("What real + synthetic is worth in real images\n(solid: on the count-matched balanced-real curve, "
+                 "dotted: real-only; ↓ / ↑: outside the measured range)", fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
+    for a in axes[:2]:
+        _readable_log_ticks(a, ns, y=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _readable_log_ticks(ax: Any, ns: Sequence[float], y: bool = True) -> None:
+    """Label a log axis at the measured image counts only, as plain numbers: matplotlib's minor labels
+    (2 x 10^2, 3 x 10^2, ...) overlap on a short range."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    if not ns:
+        return
+    axes = (ax.xaxis, ax.yaxis) if y else (ax.xaxis,)
+    for axis in axes:
+        axis.set_major_locator(FixedLocator(list(ns)))
+        axis.set_major_formatter(lambda v, _pos: f"{v:,.0f}")
+        axis.set_minor_locator(NullLocator())
+        axis.set_minor_formatter(NullFormatter())
 
 
 def write_regime_report(regimes: RegimeSpec, runs: Sequence[dict[str, Any]], backbones: Sequence[str], out: Path, plots: bool = True) -> tuple[str, list[Path]]:

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .recipes import display_name
+from .stats import adjust, t_test
 
 METRICS = ("accuracy", "f1", "auc", "precision", "recall")
 
@@ -54,19 +55,21 @@ def compute_metrics(y_true: Sequence[int], probs: np.ndarray, class_names: Seque
 
 # ---- over seeds -----------------------------------------------------------------------------------
 def summarize(values: Iterable[float | None]) -> dict[str, float | int | None]:
-    """Mean, sample std and a two-sided 95% t-interval of the mean (``None`` where undefined)."""
+    """Mean, sample std, a two-sided 95% t-interval of the mean and the t-test's p-value against 0 (``None`` where
+    undefined)."""
     v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], dtype=float)
     n = len(v)
     if n == 0:
-        return {"mean": None, "std": None, "ci95_low": None, "ci95_high": None, "n": 0}
+        return {"mean": None, "std": None, "ci95_low": None, "ci95_high": None, "n": 0, "p": None}
     mean = float(v.mean())
     if n == 1:
-        return {"mean": mean, "std": None, "ci95_low": None, "ci95_high": None, "n": 1}
+        return {"mean": mean, "std": None, "ci95_low": None, "ci95_high": None, "n": 1, "p": None}
     from scipy import stats
 
     std = float(v.std(ddof=1))
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
-    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
+    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n,
+            "p": t_test(mean, std, n)}
 
 
 def paired_deltas(runs: Sequence[dict[str, Any]], backbone: str, recipe: str, reference: str) -> dict[str, Any] | None:
@@ -126,7 +129,17 @@ def aggregate(runs: Sequence[dict[str, Any]], backbones: Sequence[str], recipes:
             b = base[m]["mean"] if base else None
             row["delta"][m] = None if (a is None or b is None) else a - b
         row["paired"] = {ref: p for ref in compare_to if (p := paired_deltas(runs, row["backbone"], row["recipe"], ref)) is not None}
+    adjust_families(rows, compare_to)
     return rows
+
+
+def adjust_families(rows: Sequence[dict[str, Any]], references: Sequence[str]) -> None:
+    """Multiplicity adjustment (:func:`synthxray.experiments.stats.adjust`) of the paired comparisons a table shows:
+    one family per (backbone, reference, metric), i.e. every row's comparison with that reference."""
+    for backbone in dict.fromkeys(r["backbone"] for r in rows):
+        for ref in references:
+            for m in METRICS:
+                adjust(r["paired"][ref][m] for r in rows if r["backbone"] == backbone and ref in r.get("paired", {}))
 
 
 PAIRED_METRICS = ("accuracy", "f1", "auc")
@@ -192,17 +205,23 @@ def _ci(s: dict[str, Any], pct: bool = True) -> str:
 
 
 def paired_cell(p: dict[str, Any] | None, metric: str = "accuracy", digits: int = 1, scale: float = 100, bold: bool = False,
-                missing: str = "") -> str:
+                missing: str = "", adjusted: bool = False) -> str:
     """``+1.2 (−0.3, +2.7)``: mean paired difference (times ``scale``: points) and its 95% t-interval (from 2 seeds on);
-    ``bold`` marks an interval that excludes 0."""
+    ``bold`` marks an interval that excludes 0. ``adjusted``: the Bonferroni interval of its family and the Holm p-value
+    instead, ``+1.2 (−0.9, +3.3) p 0.210`` (:func:`synthxray.experiments.stats.adjust`)."""
     if not p or p[metric]["mean"] is None:
         return missing
     s = p[metric]
+    low, high = ("ci_adj_low", "ci_adj_high") if adjusted else ("ci95_low", "ci95_high")
     text = f"{scale * s['mean']:+.{digits}f}"
-    if s["ci95_low"] is not None:
-        text += f" ({scale * s['ci95_low']:+.{digits}f}, {scale * s['ci95_high']:+.{digits}f})"
-        if bold and (s["ci95_low"] > 0 or s["ci95_high"] < 0):
+    if s.get(low) is not None:
+        text += f" ({scale * s[low]:+.{digits}f}, {scale * s[high]:+.{digits}f})"
+        if bold and (s[low] > 0 or s[high] < 0):
             text = f"**{text}**"
+        if adjusted:
+            text += f" p {s['p_holm']:.3f}"
+    elif adjusted:
+        return missing
     return text
 
 
@@ -230,6 +249,9 @@ def markdown_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) 
     refs = [ref for ref in dict.fromkeys(ref for r in rows for ref in r.get("paired", {})) if ref != baseline]
     head = ["Backbone", "Experiment", "Real", "Synthetic", "Seeds", "Accuracy (mean ± std)", "95% CI", "F1", "AUC", "Precision", "Recall", f"Δ vs {display_name(baseline) if baseline else 'baseline'}"]
     head += [f"Δ vs {display_name(ref)}" for ref in refs]
+    adjusted_refs = [ref for ref in ([baseline] if baseline else []) + refs
+                     if any(r.get("paired", {}).get(ref, {}).get("accuracy", {}).get("family", 0) > 1 for r in rows)]
+    head += [f"Δ vs {display_name(ref)}, adjusted" for ref in adjusted_refs]
     head += [f"Acc. under {a}" for a in attacks]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * len(head)) + "|")
@@ -244,11 +266,14 @@ def markdown_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) 
         cells = [name, r["experiment"], real, str(r["n_synthetic"]), str(len(r["seeds"])), _pct(r["accuracy"]), _ci(r["accuracy"]),
                  _dec(r["f1"]), _dec(r["auc"]), _dec(r["precision"]), _dec(r["recall"]), delta]
         cells += [paired_cell(r.get("paired", {}).get(ref)) for ref in refs]
+        cells += [paired_cell(r.get("paired", {}).get(ref), adjusted=True) for ref in adjusted_refs]
         cells += [_pct(r.get("robustness", {}).get(a, {"mean": None, "std": None})) for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["", "Mean ± sample standard deviation over seeds; 95% CI is the t-interval of the mean (shown from 2 seeds on). "
              "Δ columns: accuracy difference in points, paired by seed (runs with the same seed share the validation split and the initial weights), "
              "with the paired 95% t-interval in brackets. "
+             "Adjusted columns: the same differences corrected for the number m of comparisons with that reference "
+             "(per backbone): Bonferroni t-intervals at 1 - 0.05/m and Holm-adjusted p-values. "
              "F1, precision and recall are of the positive class for two classes, macro averages otherwise."]
     unshared = sorted({f"{r['backbone']} · {r['experiment']}" for r in rows for p in r.get("paired", {}).values() if p.get("shared_init") is False})
     if unshared:

@@ -135,6 +135,11 @@ def test_regime_table_pairs_within_each_fraction():
     line = next(x for x in md.splitlines() if "| 10% | Limited |" in x)
     assert "**+8.1 (" in line and "**+3.1 (" in line and "**+50 (+50, +50)**" in line
     assert "| 47 + 2400 repeats |" in md and "Worth (real-F curve)" in md
+    # multiplicity (issue 30): the two limited cells against balanced-real form one family of m = 2
+    p = lim["paired"]["balanced-real"]["accuracy"]
+    assert p["family"] == 2 and p["p_holm"] >= p["p"] and p["ci_adj_low"] < p["ci95_low"]
+    assert "Δ acc vs balanced-real-F, adjusted" in md and "Holm-adjusted p-value" in md
+    assert f" p {p['p_holm']:.3f}" in line and lim["seeds_for_2_points"] >= 2
 
 
 @pytest.mark.slow
