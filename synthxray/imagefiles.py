@@ -218,7 +218,8 @@ def read_image(path: str | os.PathLike, window: Sequence[float] | None = None, u
     path = Path(path)
     if is_dicom_file(path):
         try:
-            return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert, default_window=default_window)
+            return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert,
+                              default_window=default_window)
         except NonFinitePixels as exc:
             raise NonFinitePixels(f"{path}: {exc}") from None
     try:

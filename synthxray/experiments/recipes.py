@@ -221,7 +221,7 @@ def _round(x: float) -> int:
 
 
 def kept_real_counts(real_counts: Sequence[int], fraction: float) -> list[int]:
-    """Real images per class a recipe with ``real_fraction`` ``fraction`` keeps: ``round(fraction * n)`` (the subset rule)."""
+    """Real images per class kept at ``real_fraction`` ``fraction``: ``round(fraction * n)`` (the subset rule)."""
     return [_round(float(fraction) * n) for n in real_counts]
 
 
@@ -283,8 +283,9 @@ def oversample_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int
     kept = kept_real_counts(real_counts, recipe.real_fraction)  # the repeats are drawn from the kept images
     empty = [i for i, (e, n) in enumerate(zip(extra, kept)) if e > 0 and n == 0]
     if empty:
+        keeps, of = [kept[i] for i in empty], [real_counts[i] for i in empty]
         raise ValueError(f"recipe {recipe.name!r}: classes {empty} have no real image to oversample "
-                         f"(real fraction {recipe.real_fraction:g} keeps {[kept[i] for i in empty]} of {[real_counts[i] for i in empty]})")
+                         f"(real fraction {recipe.real_fraction:g} keeps {keeps} of {of})")
     return extra
 
 

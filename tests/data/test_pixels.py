@@ -144,7 +144,8 @@ def test_float_tiff_with_non_finite_pixels_is_refused_naming_the_file(tmp_path, 
     for c in ("NORMAL", "PNEUMONIA"):
         (tmp_path / c).mkdir()
         for i in range(2):
-            Image.fromarray(np.linspace(0.2, 0.7, 64).reshape(8, 8).astype(np.float32) + i).save(tmp_path / c / f"{i}.tif")
+            arr = np.linspace(0.2, 0.7, 64).reshape(8, 8).astype(np.float32) + i
+            Image.fromarray(arr).save(tmp_path / c / f"{i}.tif")
     arr = np.linspace(0.2, 0.7, 64).reshape(8, 8).astype(np.float32)
     arr[2, 3] = bad
     Image.fromarray(arr).save(tmp_path / "PNEUMONIA" / "bad.tif")

@@ -83,7 +83,8 @@ def test_killed_experiment_restarts_and_skips_finished_runs(tmp_path, real_train
         run_experiment({**spec, "epochs": 2})
 
 
-def test_finished_runs_are_rerun_when_the_synthetic_pool_changes(tmp_path, real_train, real_test, synthetic, monkeypatch):
+def test_finished_runs_are_rerun_when_the_synthetic_pool_changes(tmp_path, real_train, real_test, synthetic,
+                                                                  monkeypatch):
     """Reuse is keyed by the content of the inputs, not their paths: images added to the pool folder rerun its runs."""
     pool = tmp_path / "pool"
 
