@@ -16,7 +16,7 @@ from .imagefiles import (  # noqa: F401  (re-exported: synthxray.data is where u
     load_label_table, read_image,
 )
 from .intensity import Intensity, array_window, intensity_of, map_deep_dataset, record_intensity, resolve_intensity  # noqa: F401
-from .pixels import check_window, is_gray_image, to_8bit, to_mode  # noqa: F401  (to_mode: the transforms' public name)
+from .pixels import NonFinitePixels, check_window, is_gray_image, to_8bit, to_mode  # noqa: F401  (to_mode: public)
 
 LOCAL_SUFFIXES = IMAGE_EXTENSIONS | DICOM_EXTENSIONS | LABEL_TABLE_EXTENSIONS | {".npz", ".arrow", ".parquet"}
 MEDMNIST_SPLITS = ("train", "val", "test")
@@ -191,10 +191,19 @@ def load_npz(path: str | os.PathLike, split: str = "train", class_names: list[st
         window = array_window([train]) if spec.mode == "dataset" and spec.window is None else spec.window
         record = Intensity(spec.mode, window)
     ds = datasets.Dataset.from_dict(
-        {"image": [to_8bit(i, record.window if record else None) for i in images], "label": labels.astype(int).tolist()},
+        {"image": [_npz_image(path, keys[0], i, im, record) for i, im in enumerate(images)],
+         "label": labels.astype(int).tolist()},
         features=features,
     )
     return record_intensity(ds, record)
+
+
+def _npz_image(path: Path, key: str, index: int, image: np.ndarray, record: Intensity | None) -> Image.Image:
+    """One array of an .npz by the pixel rule; NaN / infinite pixels are an error naming the file and the image."""
+    try:
+        return to_8bit(image, record.window if record else None)
+    except NonFinitePixels as exc:
+        raise NonFinitePixels(f"{path}: {key}[{index}]: {exc}") from None
 
 
 def load_medmnist(flag: str, split: str = "train", size: int | None = None, root: str | None = None,

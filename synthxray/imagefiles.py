@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from .dicom import DICOM_EXTENSIONS, dicom_value_range, is_dicom_file, read_dicom
 from .errors import DataError
 from .intensity import Intensity, array_window, record_intensity, resolve_intensity
-from .pixels import GRAY_DEEP_MODES, Window, to_8bit
+from .pixels import GRAY_DEEP_MODES, NonFinitePixels, Window, to_8bit
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 LABEL_TABLE_EXTENSIONS = {".csv", ".json"}
@@ -217,7 +217,11 @@ def read_image(path: str | os.PathLike, window: Sequence[float] | None = None, u
     ``default_window`` maps a deep image that has no window of its own (the dataset's, :func:`dataset_window`)."""
     path = Path(path)
     if is_dicom_file(path):
-        return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert, default_window=default_window)
+        try:
+            return read_dicom(path, window=window, use_file_window=use_file_window, invert=invert,
+                              default_window=default_window)
+        except NonFinitePixels as exc:
+            raise NonFinitePixels(f"{path}: {exc}") from None
     try:
         with Image.open(path) as im:
             im.load()

@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import DataError
 from .manifest import DATASET_MANIFEST, GENERATOR_CONFIG
-from .pixels import GRAY_DEEP_MODES, Window, check_intensity, check_window, to_8bit
+from .pixels import GRAY_DEEP_MODES, NonFinitePixels, Window, check_intensity, check_window, to_8bit
 
 INTENSITY_KEY = "synthxray_intensity"  # the JSON key in a dataset's info.description that records its pixel mapping
 RECORD_MODES = ("dataset", "per-image", "window")
@@ -159,6 +159,14 @@ def map_deep_dataset(ds: Any, intensity: str | Mapping[str, Any] | Intensity = "
         window = array_window(
             np.asarray(im) for batch in tqdm(images.iter(batch_size=64), total=(n + 63) // 64, desc=f"intensity range ({where})",
                                              unit="batch", disable=not progress) for im in batch["image"] if _is_deep(im))
-    mapped = ds.map(lambda batch: {"image": [to_8bit(im, window) if _is_deep(im) else im for im in batch["image"]]},
-                    batched=True, batch_size=64, desc="8-bit" if progress else None)
+    def to_8bit_rows(batch: dict, rows: list[int]) -> dict:
+        out = []
+        for row, im in zip(rows, batch["image"]):
+            try:
+                out.append(to_8bit(im, window) if _is_deep(im) else im)
+            except NonFinitePixels as exc:
+                raise NonFinitePixels(f"{where}: row {row}: {exc}") from None
+        return {"image": out}
+
+    mapped = ds.map(to_8bit_rows, with_indices=True, batched=True, batch_size=64, desc="8-bit" if progress else None)
     return record_intensity(mapped, Intensity(spec.mode, window))

@@ -12,6 +12,8 @@ Training, generation, evaluation and the experiments all call :func:`to_8bit` (t
   whole dataset (the smallest and largest value over all its deep images, read once), so the contrast
   between images is kept (:data:`INTENSITIES`).
 - Grayscale stays grayscale (mode L); colour stays RGB.
+- A deep image with NaN or infinite pixels is refused (:class:`NonFinitePixels`, naming the file when the
+  image has one): there is no truthful grey level for them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
+
+from .errors import DataError
 
 Window = Tuple[float, float]
 INTENSITIES = ("dataset", "per-image")  # how deep images without a window become 8-bit: one mapping for the dataset, or each its own
@@ -64,19 +68,33 @@ def window_from_center_width(center: float, width: float) -> Window:
     return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
 
 
+class NonFinitePixels(DataError):
+    """An image with NaN or infinite pixels; callers that know the file (or the row) put it in front of the message."""
+
+
+def check_finite(arr: np.ndarray) -> None:
+    """Raise :class:`NonFinitePixels` (how many NaN / inf pixels) unless every value of ``arr`` is finite."""
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+        raise NonFinitePixels(f"{nan} NaN and {inf} infinite pixel(s) of {arr.size}; "
+                              "replace them with finite values (e.g. numpy.nan_to_num) or remove the image")
+
+
 def rescale(values: np.ndarray, window: Sequence[float] | None = None) -> np.ndarray:
-    """Any numeric array -> uint8: ``window`` ``(low, high)`` mapped to 0..255 (clipped), else min..max."""
+    """Any numeric array -> uint8: ``window`` ``(low, high)`` mapped to 0..255 (clipped), else min..max.
+
+    NaN / infinite values are an error (:func:`check_finite`)."""
     arr = np.asarray(values, dtype=np.float64)
+    check_finite(arr)
     if window is not None:
         low, high = check_window(window)  # type: ignore[misc]
     else:
-        finite = arr[np.isfinite(arr)]
-        if finite.size == 0:
+        if arr.size == 0:
             return np.zeros(arr.shape, dtype=np.uint8)
-        low, high = float(finite.min()), float(finite.max())
+        low, high = float(arr.min()), float(arr.max())
         if high <= low:
             return np.zeros(arr.shape, dtype=np.uint8)
-    out = (np.nan_to_num(arr, nan=low) - low) * (255.0 / (high - low))
+    out = (arr - low) * (255.0 / (high - low))
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -84,8 +102,19 @@ def to_8bit(image: Union[Image.Image, np.ndarray], window: Sequence[float] | Non
     """The pixel rule (see the module docstring): any image or array -> 8-bit PIL image, mode L or RGB.
 
     ``window`` ``(low, high)`` maps those values to black and white (also for 8-bit images);
-    ``invert`` makes white black (DICOM MONOCHROME1).
+    ``invert`` makes white black (DICOM MONOCHROME1). NaN / infinite pixels: :class:`NonFinitePixels`,
+    naming the file of a PIL image opened from one.
     """
+    try:
+        return _to_8bit(image, window, invert)
+    except NonFinitePixels as exc:
+        name = getattr(image, "filename", None)
+        if name:
+            raise NonFinitePixels(f"{name}: {exc}") from None
+        raise
+
+
+def _to_8bit(image: Union[Image.Image, np.ndarray], window: Sequence[float] | None, invert: bool) -> Image.Image:
     if isinstance(image, np.ndarray):
         arr = image
         if arr.ndim == 3 and arr.shape[-1] == 1:

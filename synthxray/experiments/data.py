@@ -6,6 +6,7 @@ with a fixed seed: the same rows for every run, so runs with the same seed are p
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from ..classes import match_class_names, stratified_indices
-from .recipes import Recipe, recipe_counts, synthetic_needed
+from .recipes import Recipe, kept_real_counts, recipe_counts, synthetic_needed
 from .spec import ExperimentSpec
 from .train import encode_images
 
@@ -139,17 +140,68 @@ def known_pool_counts(spec: ExperimentSpec, data: ExperimentData, out: Path, rec
 
 
 def check_plan(spec: ExperimentSpec, data: ExperimentData, recipes: list[Recipe]) -> None:
-    """Every recipe's counts can be built from this real set and pool: one error listing those that cannot, before any run trains."""
-    real_counts = np.bincount(np.asarray(data.real["label"], dtype=int), minlength=len(data.class_names)).tolist()
+    """Every recipe's counts can be built from this real set and pool, at the counts each run really uses: every class
+    keeps a real image at the recipe's real fraction, and the regime fractions keep distinct numbers of real images.
+    One error listing every problem, before any run trains."""
+    names = data.class_names
+    real_counts = np.bincount(np.asarray(data.real["label"], dtype=int), minlength=len(names)).tolist()
     problems = []
     for r in recipes:
+        kept = kept_real_counts(real_counts, r.real_fraction)
+        lost = [(c, n) for c, n, k in zip(names, real_counts, kept) if n > 0 and k == 0 and r.real_fraction > 0]
+        if lost:
+            need = max(0.5 / n for _, n in lost)
+            problems.append(f"recipe {r.name!r}: real fraction {r.real_fraction:g} keeps 0 images of class "
+                            + ", ".join(f"{c!r} (round({r.real_fraction:g} x {n}) = 0)" for c, n in lost)
+                            + f"; use a fraction of at least {need:.3g}, or more real images of that class")
+            continue
         try:
             recipe_counts(real_counts, data.pool_counts if r.needs_pool else None, r, spec.balance, spec.ratio_of, spec.strict_counts)
         except ValueError as exc:
             problems.append(str(exc))
+    if spec.regimes is not None:  # the worth curve needs one point per real-image count
+        by_total: dict[int, list[float]] = {}
+        for f in spec.regimes.fractions:
+            by_total.setdefault(sum(kept_real_counts(real_counts, f)), []).append(f)
+        for total, fs in by_total.items():
+            if len(fs) > 1:
+                problems.append(f"regimes.fractions {fs} all keep {total} real images of {sum(real_counts)}; "
+                                "keep one of them or choose fractions further apart")
     if problems:
-        raise ValueError(f"{len(problems)} recipe(s) cannot be built from {dict(zip(data.class_names, real_counts))} real and "
-                         f"{dict(zip(data.class_names, data.pool_counts or []))} synthetic images:\n  " + "\n  ".join(problems))
+        raise ValueError(f"{len(problems)} problem(s) with the plan for {dict(zip(names, real_counts))} real and "
+                         f"{dict(zip(names, data.pool_counts or []))} synthetic images:\n  " + "\n  ".join(problems))
+
+
+# ---- what a finished run was made from --------------------------------------------------------------
+def _digest(*arrays: Any) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        arr = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(arr)
+    return h.hexdigest()
+
+
+def input_fingerprints(data: ExperimentData) -> dict[str, Any]:
+    """Content hashes of the decoded images and labels runs train and test on (one pass over the tensors), and the
+    pool's class counts: what :func:`run_inputs` compares with a finished run's."""
+    fp: dict[str, Any] = {
+        "real_train": _digest(data.real_x, np.asarray(data.real["label"], dtype=np.int64)),
+        "val": _digest(data.val_x, data.val_y), "test": _digest(data.test_x, data.test_y),
+    }
+    if data.synth_x is not None:
+        fp["synthetic"] = _digest(data.synth_x, np.asarray(data.synthetic["label"], dtype=np.int64))
+    if data.pool_counts is not None:
+        fp["synthetic_pool_counts"] = [int(c) for c in data.pool_counts]
+    return fp
+
+
+def run_inputs(fingerprints: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """The fingerprints of the inputs one recipe reads: real train / validation / test, the synthetic pool's images
+    when it trains on them, its class counts when it only oversamples to them."""
+    keys = ["real_train", "val", "test"]
+    keys += ["synthetic"] if recipe.uses_synthetic else (["synthetic_pool_counts"] if recipe.needs_pool else [])
+    return {k: fingerprints.get(k) for k in keys}
 
 
 def _sample_generator(spec: ExperimentSpec, data: ExperimentData, out: Path, recipes: list[Recipe]):

@@ -220,6 +220,11 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def kept_real_counts(real_counts: Sequence[int], fraction: float) -> list[int]:
+    """Real images per class kept at ``real_fraction`` ``fraction``: ``round(fraction * n)`` (the subset rule)."""
+    return [_round(float(fraction) * n) for n in real_counts]
+
+
 def _synthetic_share(recipe: Recipe, ratio: float, real_counts: Sequence[int], synthetic_counts: Sequence[int] | None, balance: str, ratio_of: str,
                      strict: bool = False) -> list[int]:
     """Synthetic images per class that ``ratio`` asks for under the count rules; unless ``strict``, capped by what the
@@ -246,7 +251,7 @@ def recipe_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int] | 
     if ratio_of not in RATIO_OF:
         raise ValueError(f"ratio_of must be one of {RATIO_OF}, got {ratio_of!r}")
     recipe.check(ratio_of)
-    real = [_round(recipe.real_fraction * n) for n in real_counts]
+    real = kept_real_counts(real_counts, recipe.real_fraction)
     if recipe.oversample_like is not None:
         extra = oversample_counts(real_counts, synthetic_counts, recipe, balance, ratio_of, strict)
         return [a + b for a, b in zip(real, extra)], [0] * len(real_counts)
@@ -275,9 +280,12 @@ def oversample_counts(real_counts: Sequence[int], synthetic_counts: Sequence[int
     if recipe.oversample_like is None:
         return [0] * len(real_counts)
     extra = _synthetic_share(recipe, float(recipe.oversample_like), real_counts, synthetic_counts, balance, ratio_of, strict)
-    empty = [i for i, (e, n) in enumerate(zip(extra, real_counts)) if e > 0 and n == 0]
+    kept = kept_real_counts(real_counts, recipe.real_fraction)  # the repeats are drawn from the kept images
+    empty = [i for i, (e, n) in enumerate(zip(extra, kept)) if e > 0 and n == 0]
     if empty:
-        raise ValueError(f"recipe {recipe.name!r}: classes {empty} have no real image to oversample")
+        keeps, of = [kept[i] for i in empty], [real_counts[i] for i in empty]
+        raise ValueError(f"recipe {recipe.name!r}: classes {empty} have no real image to oversample "
+                         f"(real fraction {recipe.real_fraction:g} keeps {keeps} of {of})")
     return extra
 
 

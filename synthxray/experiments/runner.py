@@ -1,9 +1,10 @@
-"""Run a grid of (backbone, recipe, seed) classifier runs; each is saved as it finishes and skipped on re-run.
+"""Run a grid of (backbone, recipe, seed) classifier runs; each is saved as it finishes and skipped on re-run
+while the content of its inputs is unchanged.
 
 Layout of ``output_dir``::
 
     spec.json                       the resolved spec
-    runs/<backbone>/<recipe>/seed_<s>/result.json   metrics, history, counts (written last: the run's commit)
+    runs/<backbone>/<recipe>/seed_<s>/result.json   metrics, history, counts, input fingerprints (written last)
     runs/<backbone>/<recipe>/seed_<s>/classifier/   model.safetensors + classifier.json (load_classifier)
     synthetic/                      images sampled from a generator (when the spec names one)
     results.csv  results.json  results.md  plots/*.png
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 
 from .classifier import Classifier, load_classifier
-from .data import VAL_SPLIT_SEED, ExperimentData, check_plan, known_pool_counts, prepare_data, prepare_synthetic  # noqa: F401
+from .data import (VAL_SPLIT_SEED, ExperimentData, check_plan, input_fingerprints, known_pool_counts,  # noqa: F401
+                   prepare_data, prepare_synthetic, run_inputs)
 from .recipes import SOURCE_REPEAT, SOURCE_SYNTHETIC, Recipe, augment, display_name
 from .regimes import write_regime_report
 from .report import aggregate, compute_metrics, counts_markdown, markdown_table, write_csv, write_json, write_plots
@@ -210,8 +212,10 @@ def run_experiment(spec_or_path: Any, **overrides: Any) -> ExperimentResults:
     """Run (or finish) every (backbone, recipe, seed) of a spec and write the results files.
 
     ``spec_or_path``: a ``.yaml``/``.json`` file, a mapping, or an :class:`ExperimentSpec`; keyword
-    arguments override its keys. Finished runs in ``output_dir`` are reused, so a killed experiment
-    picks up where it stopped; a finished run made with different settings is an error.
+    arguments override its keys. Finished runs in ``output_dir`` are reused when the content of their
+    inputs (real train / validation / test images and labels, the synthetic pool) is unchanged, so a
+    killed experiment picks up where it stopped; a run whose inputs changed is run again (the log
+    names them); a finished run made with different settings is an error.
     """
     _setup_logging()
     spec = load_spec(spec_or_path, **overrides)
@@ -235,6 +239,19 @@ def _run(spec: ExperimentSpec) -> ExperimentResults:
         _write_json_atomic(out / "spec.json", spec.to_dict())
 
     plan = [(b, r, s) for b in spec.backbones for r in spec.recipes for s in spec.seeds]
+    # the inputs are loaded (and the pool sampled, if missing) every time: a finished run is reused only when the
+    # content of what it read (images and labels, not paths) is unchanged
+    data = prepare_data(spec)
+    if any(r.uses_synthetic for r in spec.recipes):
+        if accelerator.is_main_process:
+            prepare_synthetic(spec, data, out, spec.recipes)
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            prepare_synthetic(spec, data, out, spec.recipes)
+    elif spec.synthetic is not None and any(r.needs_pool for r in spec.recipes):
+        data.pool_counts = known_pool_counts(spec, data, out, spec.recipes)
+    fingerprints = input_fingerprints(data)
+    data.notes["inputs"] = fingerprints
     todo, done = [], 0
     for b, r, s in plan:
         folder = run_dir(out, b.id, r.name, s)
@@ -247,23 +264,17 @@ def _run(spec: ExperimentSpec) -> ExperimentResults:
                 f"{folder} holds a finished run made with other settings (backbone options, recipe, training, data or image size differ); "
                 "use a new output_dir or delete that run folder to redo it"
             )
+        elif found.get("inputs") != run_inputs(fingerprints, r):
+            was = found.get("inputs") or {}
+            changed = [k for k, v in run_inputs(fingerprints, r).items() if was.get(k) != v]
+            logger.info("%s: %s changed since it finished; running it again", folder,
+                        ", ".join(changed) if was else "inputs not recorded (made by an older synthxray)")
+            todo.append((b, r, s))
         else:
             done += 1
     if done:
-        logger.info("%d of %d runs already finished in %s; skipping them", done, len(plan), out)
-
-    data = prepare_data(spec) if (todo or (spec.robustness is not None)) else None
-    needs_synth = [r for _, r, _ in todo if r.uses_synthetic]
-    if needs_synth:
-        if accelerator.is_main_process:
-            prepare_synthetic(spec, data, out, spec.recipes)
-        accelerator.wait_for_everyone()
-        if not accelerator.is_main_process:
-            prepare_synthetic(spec, data, out, spec.recipes)
-    if todo and data.pool_counts is None and spec.synthetic is not None and any(r.needs_pool for _, r, _ in todo):
-        data.pool_counts = known_pool_counts(spec, data, out, spec.recipes)
-    if todo:
-        check_plan(spec, data, list(dict.fromkeys(r for _, r, _ in todo)))
+        logger.info("%d of %d runs already finished in %s with the same inputs; skipping them", done, len(plan), out)
+    check_plan(spec, data, list(dict.fromkeys(r for _, r, _ in todo)))
 
     mine = todo[accelerator.process_index :: accelerator.num_processes]
     started = time.time()
@@ -273,7 +284,7 @@ def _run(spec: ExperimentSpec) -> ExperimentResults:
         prefix = f"[{i}/{len(mine)}] {b.id} · {r.name} · seed {s}: "
         result = train_one(spec, data, b, r, s, folder, device, accelerator.autocast, prefix)
         config = run_config(spec, b, r, s)
-        result["run_key"], result["run_config"] = run_key(config), config
+        result["run_key"], result["run_config"], result["inputs"] = run_key(config), config, run_inputs(fingerprints, r)
         _write_json_atomic(folder / RESULT_FILE, result)
         elapsed = time.time() - started
         eta = elapsed / i * (len(mine) - i)
@@ -285,7 +296,7 @@ def _run(spec: ExperimentSpec) -> ExperimentResults:
         _add_missing_robustness(spec, data, out, device)
     if not accelerator.is_main_process:
         return ExperimentResults([], [], "", out, [])
-    return write_report(spec, out, data.class_names if data else None, data.notes if data else {})
+    return write_report(spec, out, data.class_names, data.notes)
 
 
 def _add_missing_robustness(spec: ExperimentSpec, data: ExperimentData, out: Path, device: Any) -> None:

@@ -134,3 +134,33 @@ def test_window_is_refused_where_it_cannot_apply(tiny_npz, tmp_path):
     load_dataset(tiny_npz).save_to_disk(str(tmp_path / "saved"))
     with pytest.raises(DataError, match="not to a save_to_disk dataset folder"):
         load_dataset(tmp_path / "saved", invert=True)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("intensity", ["dataset", "per-image"])
+def test_float_tiff_with_non_finite_pixels_is_refused_naming_the_file(tmp_path, bad, intensity):
+    from synthxray.data import DataError
+
+    for c in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            arr = np.linspace(0.2, 0.7, 64).reshape(8, 8).astype(np.float32) + i
+            Image.fromarray(arr).save(tmp_path / c / f"{i}.tif")
+    arr = np.linspace(0.2, 0.7, 64).reshape(8, 8).astype(np.float32)
+    arr[2, 3] = bad
+    Image.fromarray(arr).save(tmp_path / "PNEUMONIA" / "bad.tif")
+    with pytest.raises(DataError, match=r"bad\.tif: [01] NaN and [01] infinite pixel\(s\) of 64"):
+        ds = load_dataset(tmp_path, intensity=intensity)
+        [to_mode(row["image"], 1) for row in ds]  # per-image: the files are decoded lazily, by the transforms
+
+
+def test_npz_with_non_finite_pixels_is_refused_naming_the_file_and_the_image(tmp_path):
+    from synthxray.data import DataError
+
+    images = np.stack([np.linspace(0, 1, 64).reshape(8, 8) for _ in range(4)]).astype(np.float32)
+    images[2] = np.nan  # an all-NaN image used to become a black image with a label
+    np.savez(tmp_path / "nan.npz", train_images=images, train_labels=np.array([0, 1, 0, 1])[:, None])
+    with pytest.raises(DataError, match=r"nan\.npz: train_images\[2\]: 64 NaN and 0 infinite pixel\(s\) of 64"):
+        load_dataset(tmp_path / "nan.npz")
+    with pytest.raises(DataError, match="1 infinite"):
+        to_8bit(np.array([[0.0, np.inf], [1.0, 2.0]]))

@@ -160,3 +160,36 @@ def test_regime_experiment_end_to_end(tmp_path, real_train, real_test, pool200):
     assert rows[2]["delta_accuracy_vs_balanced-real_mean"] != "" and rows[2]["worth_real_status"] in ("within", "below", "above")
     assert "| 25% | Limited |" in (out / "regimes.md").read_text() and "Limited" in res.markdown
     assert (out / "plots" / "regimes_cnn.png").stat().st_size > 5000
+
+
+def _regime_spec(tmp_path, real, real_test, pool, fractions):
+    return dict(real_train=real, test=real_test, synthetic=pool, output_dir=str(tmp_path / "exp"),
+                backbones=[{"name": "cnn", "widths": [4, 8]}], seeds=[0], epochs=1, image_size=16, batch_size=16,
+                regimes={"fractions": fractions, "recipes": ["real", "balanced-real"]}, plots=False)
+
+
+def test_a_fraction_that_empties_a_class_is_refused_before_any_run(tmp_path, real_test, synthetic, monkeypatch):
+    from conftest import make_dataset
+
+    from synthxray.experiments import runner as runner_mod
+
+    calls = []
+    monkeypatch.setattr(runner_mod, "train_one", lambda *a, **k: calls.append(a[3].name))
+    real = make_dataset({"NORMAL": 10, "PNEUMONIA": 50}, seed=7)  # 9 / 45 after the validation split
+    match = r"real fraction 0.04 keeps 0 images of class 'NORMAL' \(round\(0.04 x 9\) = 0\).*at least 0.0556"
+    with pytest.raises(ValueError, match=match):
+        run_experiment(_regime_spec(tmp_path, real, real_test, synthetic, [0.04, 1.0]))
+    assert calls == []
+
+
+def test_fractions_that_keep_the_same_count_are_refused_before_any_run(tmp_path, real_test, synthetic, monkeypatch):
+    from conftest import make_dataset
+
+    from synthxray.experiments import runner as runner_mod
+
+    calls = []
+    monkeypatch.setattr(runner_mod, "train_one", lambda *a, **k: calls.append(a[3].name))
+    real = make_dataset({"NORMAL": 30, "PNEUMONIA": 30}, seed=8)  # 27 / 27: round(13.5) = round(13.77) = 14
+    with pytest.raises(ValueError, match=r"regimes.fractions \[0.5, 0.51\] all keep 28 real images of 54"):
+        run_experiment(_regime_spec(tmp_path, real, real_test, synthetic, [0.5, 0.51]))
+    assert calls == []

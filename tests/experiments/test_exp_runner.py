@@ -83,6 +83,37 @@ def test_killed_experiment_restarts_and_skips_finished_runs(tmp_path, real_train
         run_experiment({**spec, "epochs": 2})
 
 
+def test_finished_runs_are_rerun_when_the_synthetic_pool_changes(tmp_path, real_train, real_test, synthetic,
+                                                                  monkeypatch):
+    """Reuse is keyed by the content of the inputs, not their paths: images added to the pool folder rerun its runs."""
+    pool = tmp_path / "pool"
+
+    def write_pool(start, n):
+        for cls in ("normal", "pneumonia"):
+            (pool / cls).mkdir(parents=True, exist_ok=True)
+            rows = [r for r in synthetic if synthetic.features["label"].names[r["label"]] == cls]
+            for i in range(start, start + n):
+                rows[i]["image"].save(pool / cls / f"{i}.png")
+
+    write_pool(0, 10)
+    spec = tiny_spec(real_train, real_test, str(pool), tmp_path / "exp", recipes=["baseline", "synth-100"], seeds=[0],
+                     epochs=1, plots=False)
+    first = run_experiment(spec)
+    assert [r["counts"]["synthetic"] for r in first.runs] == [0, 20]
+    real_train_one = runner_mod.train_one
+    calls = []
+    monkeypatch.setattr(runner_mod, "train_one", lambda *a, **k: (calls.append(a[3].name), real_train_one(*a, **k))[1])
+    write_pool(10, 5)  # same path, 30 images now
+    res = run_experiment(spec)
+    assert calls == ["synth-100"]  # the baseline reads no synthetic image: reused
+    assert [r["counts"]["synthetic"] for r in res.runs] == [0, 30]
+    rows = list(csv.DictReader(open(tmp_path / "exp" / "results.csv")))
+    assert rows[1]["n_synthetic"] == "30"
+    calls.clear()
+    run_experiment(spec)  # nothing changed: nothing trains
+    assert calls == []
+
+
 def test_robustness_stage(tmp_path, real_train, real_test, synthetic):
     spec = tiny_spec(real_train, real_test, synthetic, tmp_path / "exp", recipes=["baseline"], seeds=[0], epochs=1)
     run_experiment(spec)
