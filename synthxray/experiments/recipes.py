@@ -63,6 +63,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..classes import capped_split, largest_remainder, match_class_names
+from ..configcheck import check_fields
 
 BALANCES = ("balanced", "real", "pool")
 RATIO_OF = ("synthetic", "real")
@@ -87,6 +88,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         where = f"recipe {self.name!r}"
+        check_fields(self, f"{where}: ")
         if not 0.0 <= float(self.real_fraction) <= 1.0:
             raise ValueError(f"{where}: real_fraction must be in [0, 1], got {self.real_fraction}")
         if self.synthetic_ratio != "all" and (not isinstance(self.synthetic_ratio, (int, float)) or self.synthetic_ratio < 0):
