@@ -192,10 +192,9 @@ def parse_recipe(value: str | Mapping[str, Any] | Recipe) -> Recipe:
         fields = dict(value)
         if len(fields) == 1:
             return parse_recipe(fields["name"])
-        ratio = fields.get("synthetic_ratio", 0.0)
-        fields["synthetic_ratio"] = "all" if ratio in ("all", None) else float(ratio)
-        fields["real_fraction"] = float(fields.get("real_fraction", 1.0))
-        return Recipe(**fields)
+        if fields.get("synthetic_ratio", 0.0) is None:
+            fields["synthetic_ratio"] = "all"
+        return Recipe(**fields)  # values checked strictly by type there: '1' is not a fraction
     name = str(value).strip().lower()
     for pattern, make in _PATTERNS:
         m = pattern.fullmatch(name)
