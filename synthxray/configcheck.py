@@ -1,4 +1,4 @@
-"""One strict validator for every config dataclass, and the one way a command reads a config (``--config FILE`` + flags).
+"""One strict validator for every config dataclass, and the one way a command reads a config (``--config`` + flags).
 
 :func:`check_fields` checks each field of a dataclass against its type annotation with pydantic in strict mode: no
 quiet coercion (the string ``"false"`` is not a boolean, ``"8"`` is not an integer, ``1.7`` is not a seed); an integer
@@ -57,7 +57,8 @@ def describe(annotation: Any) -> str:
 
 
 def _plural(words: str) -> str:
-    return {"an integer": "integers", "a number": "numbers", "a string": "strings", "true or false": "booleans"}.get(words, words)
+    plurals = {"an integer": "integers", "a number": "numbers", "a string": "strings", "true or false": "booleans"}
+    return plurals.get(words, words)
 
 
 def _fallbacks(value: Any) -> list[Any]:
@@ -79,7 +80,8 @@ def _hint_for(value: Any, annotation: Any) -> str:
         if ("true or false" in text or "booleans" in text) and low in _STRING_BOOLS:
             return "; write true or false without quotes"
         if ("number" in text or "integer" in text) and _is_number(low):
-            return "; write the number without quotes" + (" (YAML reads 1e-4 as text: write 1.0e-4)" if "e" in low else "")
+            yaml_note = " (YAML reads 1e-4 as text: write 1.0e-4)" if "e" in low else ""
+            return "; write the number without quotes" + yaml_note
     return ""
 
 
@@ -92,7 +94,7 @@ def _is_number(text: str) -> bool:
 
 
 def check_value(annotation: Any, value: Any, key: str) -> Any:
-    """``value`` if it is of type ``annotation`` (strictly), else a ``ValueError`` naming ``key``, the value and the type.
+    """``value`` if it is strictly of type ``annotation``, else a ``ValueError`` naming ``key``, the value and the type.
 
     Returns the value, or its plain spelling where a Python caller passed a Path, a tuple or a numpy scalar."""
     if annotation is Any or annotation is object:
@@ -164,7 +166,8 @@ def read_mapping(path: str | os.PathLike, what: str = "config") -> dict[str, Any
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        raise ValueError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}{where}: {problem}") from None
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise ValueError(f"{path}: not valid {kind}{where}: {problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -185,7 +188,7 @@ def load_config_file(config_cls: type, path: str | os.PathLike) -> dict[str, Any
 
 
 def split_config_arg(argv: Sequence[str]) -> tuple[str | None, list[str]]:
-    """``(FILE, other flags)`` from ``--config FILE`` / ``--config=FILE`` or a leading positional ``.yaml``/``.json``."""
+    """``(FILE, other flags)`` from ``--config FILE`` / ``--config=FILE`` or a leading ``.yaml``/``.json`` argument."""
     argv, path = list(argv), None
     for i, arg in enumerate(argv):
         if arg == "--config":
@@ -204,7 +207,7 @@ def split_config_arg(argv: Sequence[str]) -> tuple[str | None, list[str]]:
 
 
 def parse_config(config_cls: type[C], argv: Sequence[str] | None = None, prog: str | None = None) -> C:
-    """``config_cls`` from flags: ``--config FILE`` (or the file as the first argument) gives values, flags override them.
+    """``config_cls`` from flags: ``--config FILE`` (or the file as the first argument) gives values, flags override.
 
     Unknown flags or keys are errors; file values are checked strictly by type, and an error names the file."""
     from transformers import HfArgumentParser
@@ -214,7 +217,8 @@ def parse_config(config_cls: type[C], argv: Sequence[str] | None = None, prog: s
     path, rest = split_config_arg(argv) if "config" not in names else (None, argv)
     parser = HfArgumentParser(config_cls, prog=prog)
     if "config" not in names:
-        parser.add_argument("--config", metavar="FILE", help="A .yaml/.json file of these keys; flags given beside it override it.")
+        parser.add_argument("--config", metavar="FILE",
+                            help="A .yaml/.json file of these keys; flags given beside it override it.")
     if path is None:
         return parser.parse_args_into_dataclasses(args=rest)[0]
     data = load_config_file(config_cls, path)

@@ -30,7 +30,8 @@ def write(path, data):
 @pytest.mark.parametrize("key, value", [("by_class", "false"), ("cache", "no")])
 def test_evaluate_yaml_string_booleans_are_errors(tmp_path, key, value):
     path = write(tmp_path / "eval.yaml", {**EVAL, key: value})
-    with pytest.raises(ValueError, match=rf"eval.yaml: {key}: '{value}' \(str\) is not true or false; write true or false"):
+    match = rf"eval.yaml: {key}: '{value}' \(str\) is not true or false; write true or false"
+    with pytest.raises(ValueError, match=match):
         parse_config(EvaluationConfig, [str(path)])
 
 
@@ -44,7 +45,7 @@ def test_evaluate_repeated_seeds_are_an_error(tmp_path):
 
 @pytest.mark.parametrize("extra, match", [
     ({"plots": "false"}, r"plots: 'false' \(str\) is not true or false"),
-    ({"regimes": {"fractions": ["1"]}}, r"regimes.fractions: \['1'\] \(list\) is not a list of numbers \(item 0: '1'\)"),
+    ({"regimes": {"fractions": ["1"]}}, r"regimes.fractions: \['1'\] \(list\) is not a list of numbers \(item 0"),
     ({"seeds": [1.7]}, r"seeds: \[1.7\] \(list\) is not a list of integers"),
 ])
 def test_experiment_strings_and_floats_are_not_coerced(tmp_path, extra, match):
@@ -55,12 +56,14 @@ def test_experiment_strings_and_floats_are_not_coerced(tmp_path, extra, match):
 
 @pytest.mark.parametrize("key", ["epochs", "learning_rate", "batch_size"])
 def test_backbone_zero_is_an_error_not_unset(key):
-    with pytest.raises(ValueError, match=rf"backbone 'cnn': {key}: 0 must be .*leave the key out to use the top-level {key}"):
+    match = rf"backbone 'cnn': {key}: 0 must be .*leave the key out to use the top-level {key}"
+    with pytest.raises(ValueError, match=match):
         load_spec({**EXP, "backbones": [{"name": "cnn", key: 0}]})
 
 
 def test_backbone_settings_override_the_top_level_ones():
-    spec = load_spec({**EXP, "epochs": 5, "backbones": [{"name": "cnn", "epochs": 2, "learning_rate": 0.5}, {"name": "cnn", "id": "b"}]})
+    backbones = [{"name": "cnn", "epochs": 2, "learning_rate": 0.5}, {"name": "cnn", "id": "b"}]
+    spec = load_spec({**EXP, "epochs": 5, "backbones": backbones})
     own, top = (spec.train_config(b) for b in spec.backbones)
     assert (own.epochs, own.learning_rate) == (2, 0.5) and (top.epochs, top.learning_rate) == (5, spec.learning_rate)
 
@@ -69,7 +72,7 @@ def test_backbone_settings_override_the_top_level_ones():
 
 @pytest.mark.parametrize("content, match", [
     ({**EVAL, "batchsize": 8}, r"eval.yaml: unknown key\(s\) \['batchsize'\]"),
-    ({**EVAL, "batch_size": "8"}, r"eval.yaml: batch_size: '8' \(str\) is not an integer; write the number without quotes"),
+    ({**EVAL, "batch_size": "8"}, r"eval.yaml: batch_size: '8' \(str\) is not an integer; write the number without"),
     ("real: [a\n", r"eval.yaml: not valid YAML \(line 2, column 1\)"),
     ("- a\n- b\n", r"eval.yaml: the config must be a mapping"),
     (None, r"eval.yaml not found"),
@@ -83,7 +86,8 @@ def test_evaluate_bad_yaml_is_one_error_line_naming_the_file(tmp_path, capsys, c
         write(path, content)
     elif content is not None:
         path.write_text(content)
-    rc = main(["evaluate", *([str(path)] if form == "positional" else ["--config", str(path)]), "--output_dir", str(tmp_path / "o")])
+    given = [str(path)] if form == "positional" else ["--config", str(path)]
+    rc = main(["evaluate", *given, "--output_dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert err.startswith("synthxray evaluate: error: ") and re.search(match, err), err
@@ -103,8 +107,9 @@ def test_evaluate_yaml_plus_flags_keeps_the_yaml_and_flags_override_it(tmp_path,
 
 
 def test_experiment_cli_bad_file_is_one_error_line(tmp_path, capsys):
-    for name, text, match in [("missing.yaml", None, "missing.yaml not found"), ("bad.yaml", "a: [1\n", "bad.yaml: not valid YAML"),
-                              ("types.yaml", yaml.safe_dump({**EXP, "image_size": "28"}), "types.yaml: image_size: '28'")]:
+    cases = [("missing.yaml", None, "missing.yaml not found"), ("bad.yaml", "a: [1\n", "bad.yaml: not valid YAML"),
+             ("types.yaml", yaml.safe_dump({**EXP, "image_size": "28"}), "types.yaml: image_size: '28'")]
+    for name, text, match in cases:
         if text is not None:
             (tmp_path / name).write_text(text)
         assert main(["experiment", "--config", str(tmp_path / name)]) == 2
@@ -115,7 +120,7 @@ def test_experiment_cli_bad_file_is_one_error_line(tmp_path, capsys):
 # --- issue case 11: experiment spec types ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra, match", [
-    ({"regimes": {"fractions": [None]}}, r"regimes.fractions: \[None\] \(list\) is not a list of numbers \(item 0: None\)"),
+    ({"regimes": {"fractions": [None]}}, r"regimes.fractions: \[None\] \(list\) is not a list of numbers \(item 0"),
     ({"regimes": {"mixed_fraction": "abc"}}, r"regimes.mixed_fraction: 'abc' \(str\) is not a number"),
     ({"image_size": "28"}, r"image_size: '28' \(str\) is not an integer; write the number without quotes"),
     ({"epochs": "1"}, r"epochs: '1' \(str\) is not an integer"),
@@ -137,22 +142,48 @@ STR = [1, None, ["a"], False]
 OPT_STR = [1, ["a"], False]
 
 EXPERIMENT_BAD = {
-    "real_train": [None], "test": [None], "output_dir": STR + [""],
-    "real_train_split": STR, "val_split": STR, "test_split": STR, "val_fraction": FLOAT + [0, 1],
-    "synthetic": [{"generator": 3}, {"dataset": "d", "seed": "1"}, {"generator": "g", "per_class": "5"}, {"generator": "g", "per_class": 0},
-                  {"dataset": "d", "batch_size": "false"}, {"dataset": "d", "colour": 1}],
-    "backbones": [[{"name": 3}], [{"name": "cnn", "epochs": "1"}], [{"name": "cnn", "learning_rate": "false"}], [{"name": "cnn", "id": 3}],
-                  [{"name": "cnn", "batch_size": 1.5}], [], "cnn-string-not-list"],
-    "recipes": [[{"name": "r", "real_fraction": "1"}], [{"name": "r", "pretrain_synthetic": "false"}], [{"name": 3}], []],
-    "regimes": [{"fractions": [None]}, {"fractions": ["1"]}, {"fractions": [0]}, {"mixed_fraction": "abc"}, {"recipes": "real"}, "yes"],
+    "real_train": [None],
+    "test": [None],
+    "output_dir": STR + [""],
+    "real_train_split": STR,
+    "val_split": STR,
+    "test_split": STR,
+    "val_fraction": FLOAT + [0, 1],
+    "synthetic": [{"generator": 3}, {"dataset": "d", "seed": "1"}, {"generator": "g", "per_class": "5"},
+                  {"generator": "g", "per_class": 0}, {"dataset": "d", "batch_size": "false"},
+                  {"dataset": "d", "colour": 1}],
+    "backbones": [[{"name": 3}], [{"name": "cnn", "epochs": "1"}], [{"name": "cnn", "learning_rate": "false"}],
+                  [{"name": "cnn", "id": 3}], [{"name": "cnn", "batch_size": 1.5}], [], "cnn-string-not-list"],
+    "recipes": [[{"name": "r", "real_fraction": "1"}], [{"name": "r", "pretrain_synthetic": "false"}], [{"name": 3}],
+                []],
+    "regimes": [{"fractions": [None]}, {"fractions": ["1"]}, {"fractions": [0]}, {"mixed_fraction": "abc"},
+                {"recipes": "real"}, "yes"],
     "seeds": [["1"], [1.7], [None], [True], "0", [-1], [0, 0], None, [], 0],
-    "baseline": OPT_STR + ["nope"], "compare_to": [1, [1], ["nope"]], "balance": STR + ["nope"], "ratio_of": STR + ["nope"],
-    "strict_counts": BOOL, "epochs": INT + [0], "image_size": INT + [4], "channels": OPT_INT + [2], "batch_size": INT + [0],
-    "learning_rate": FLOAT + [0], "weight_decay": FLOAT, "lr_scheduler": STR + ["nope"], "hflip": BOOL, "rotation": FLOAT,
-    "color_jitter": FLOAT, "early_stopping_patience": OPT_INT, "early_stopping_monitor": STR + ["nope"],
-    "max_real_train": OPT_INT + [1], "positive_class": OPT_STR, "robustness": ["false", {"epsilon": "0.03"}, {"max_images": "5"},
-                                                                               {"attacks": "fgsm"}, {"epsilonn": 0.1}],
-    "save_classifiers": BOOL, "plots": BOOL, "mixed_precision": STR + ["fp16"], "device": OPT_STR, "num_threads": OPT_INT + [0],
+    "baseline": OPT_STR + ["nope"],
+    "compare_to": [1, [1], ["nope"]],
+    "balance": STR + ["nope"],
+    "ratio_of": STR + ["nope"],
+    "strict_counts": BOOL,
+    "epochs": INT + [0],
+    "image_size": INT + [4],
+    "channels": OPT_INT + [2],
+    "batch_size": INT + [0],
+    "learning_rate": FLOAT + [0],
+    "weight_decay": FLOAT,
+    "lr_scheduler": STR + ["nope"],
+    "hflip": BOOL,
+    "rotation": FLOAT,
+    "color_jitter": FLOAT,
+    "early_stopping_patience": OPT_INT,
+    "early_stopping_monitor": STR + ["nope"],
+    "max_real_train": OPT_INT + [1],
+    "positive_class": OPT_STR,
+    "robustness": ["false", {"epsilon": "0.03"}, {"max_images": "5"}, {"attacks": "fgsm"}, {"epsilonn": 0.1}],
+    "save_classifiers": BOOL,
+    "plots": BOOL,
+    "mixed_precision": STR + ["fp16"],
+    "device": OPT_STR,
+    "num_threads": OPT_INT + [0],
 }
 NOT_CHECKED = {"val"}  # any data source (a path, a dataset, a Hub id) is a valid val
 
@@ -170,12 +201,30 @@ def test_every_experiment_key_rejects_bad_values_by_name(key, value):
 
 
 EVALUATION_BAD = {
-    "metrics": [5, ["fid", 5], None, ["nope"], "false"], "by_class": BOOL, "seeds": ["2", [1.5], [0, 0], [-1], 0, None, True, [], ["0"]],
-    "num_samples": OPT_INT + [1], "num_per_class": OPT_INT + [0], "real_split": OPT_STR, "synthetic_split": STR, "protocol": STR,
-    "match_resolution": [1, False, "nope"], "class_mix": STR + ["nope"], "train_split": STR, "batch_size": INT + [0],
-    "device": OPT_STR, "cache": BOOL, "cache_synthetic": BOOL, "cache_dir": OPT_STR, "kid_subset_size": OPT_INT + [0],
-    "kid_subsets": INT + [0], "prc_neighborhood": INT + [0], "scheduler": OPT_STR, "num_inference_steps": OPT_INT + [0],
-    "guidance_scale": OPT_FLOAT, "output_dir": OPT_STR, "progress": BOOL,
+    "metrics": [5, ["fid", 5], None, ["nope"], "false"],
+    "by_class": BOOL,
+    "seeds": ["2", [1.5], [0, 0], [-1], 0, None, True, [], ["0"]],
+    "num_samples": OPT_INT + [1],
+    "num_per_class": OPT_INT + [0],
+    "real_split": OPT_STR,
+    "synthetic_split": STR,
+    "protocol": STR,
+    "match_resolution": [1, False, "nope"],
+    "class_mix": STR + ["nope"],
+    "train_split": STR,
+    "batch_size": INT + [0],
+    "device": OPT_STR,
+    "cache": BOOL,
+    "cache_synthetic": BOOL,
+    "cache_dir": OPT_STR,
+    "kid_subset_size": OPT_INT + [0],
+    "kid_subsets": INT + [0],
+    "prc_neighborhood": INT + [0],
+    "scheduler": OPT_STR,
+    "num_inference_steps": OPT_INT + [0],
+    "guidance_scale": OPT_FLOAT,
+    "output_dir": OPT_STR,
+    "progress": BOOL,
 }
 ANY_OBJECT = {"real", "synthetic", "extractor", "train"}  # a path, a dataset, a Generator or a torch module
 

@@ -21,8 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate", add_help=False,
         help="compare synthetic images with real ones: FID/KID/precision/recall per class, memorization, label fidelity",
         description="Writes OUTPUT_DIR/evaluation.json and evaluation.md (one row per class plus overall; mean ± std over seeds). "
-        f"`{PROG} --help` lists the flags (EvaluationConfig's fields); `{PROG} --config FILE [flags]` reads them from a "
-        ".yaml/.json file, the flags overriding it.",
+        f"`{PROG} --help` lists the flags (EvaluationConfig's fields); `{PROG} --config FILE [flags]` reads "
+        "them from a .yaml/.json file, the flags overriding it.",
     )
     p.set_defaults(func=run, flags=True)  # flags=True: cli.main hands every flag to run() (EvaluationConfig parses them)
 

@@ -91,7 +91,8 @@ class EvaluationConfig:
             raise ValueError(f"num_per_class (--num_per_class) must be >= 1, got {self.num_per_class}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size (--batch_size) must be >= 1, got {self.batch_size}")
-        for key, minimum in (("kid_subsets", 1), ("prc_neighborhood", 1), ("kid_subset_size", 2), ("num_inference_steps", 1)):
+        minimums = (("kid_subsets", 1), ("prc_neighborhood", 1), ("kid_subset_size", 2), ("num_inference_steps", 1))
+        for key, minimum in minimums:
             value = getattr(self, key)  # 0 is not "unset": an optional key is left out instead
             if value is not None and value < minimum:
                 raise ValueError(f"{key} (--{key}) must be >= {minimum}, got {value}")

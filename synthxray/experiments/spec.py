@@ -115,7 +115,8 @@ class BackboneSpec:
         for key in ("epochs", "batch_size", "learning_rate"):  # 0 is not "unset": say so instead of using the top level
             value = getattr(self, key)
             if value is not None and (value <= 0 if key == "learning_rate" else value < 1):
-                raise ValueError(f"backbone {self.id!r}: {key}: {value!r} must be {'> 0' if key == 'learning_rate' else '>= 1'}; "
+                bound = "> 0" if key == "learning_rate" else ">= 1"
+                raise ValueError(f"backbone {self.id!r}: {key}: {value!r} must be {bound}; "
                                  f"leave the key out to use the top-level {key}")
         params = inspect.signature(builder).parameters
         allowed = [p for p in params if p not in ("num_classes", "in_channels", "image_size")]
@@ -164,7 +165,7 @@ class ExperimentSpec:
     regimes: Any = None  # {fractions: [...], recipes: [real, balanced-real, limited, ...]}: the limited-data grid (experiments/regimes.py)
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: str | None = None  # recipe the deltas are taken against; default baseline or real-only when present
-    compare_to: str | list[str] | None = None  # recipes paired deltas are taken against; default baseline + balanced-real*
+    compare_to: str | list[str] | None = None  # recipes deltas are taken against; default baseline + balanced-real*
     balance: str = "balanced"  # synthetic class mix: balanced | real | pool
     ratio_of: str = DEFAULT_RATIO_OF  # synth-N counts N% of the synthetic pool (synthetic: seed 004) or of the real set (real)
     strict_counts: bool = False  # true: refuse a recipe whose exact class split the pool cannot serve (default: a short class gives all it holds)
@@ -248,8 +249,8 @@ class ExperimentSpec:
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be in (0, 1)")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError(f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1 and learning_rate "
-                             f"({self.learning_rate}) > 0")
+            raise ValueError(f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1 and "
+                             f"learning_rate ({self.learning_rate}) > 0")
         if self.image_size < 8:
             raise ValueError("image_size must be >= 8")
         if self.channels not in (None, 1, 3):
@@ -267,7 +268,8 @@ class ExperimentSpec:
 
     def train_config(self, backbone: BackboneSpec) -> TrainConfig:
         return TrainConfig(
-            epochs=_unless_none(backbone.epochs, self.epochs), batch_size=_unless_none(backbone.batch_size, self.batch_size),
+            epochs=_unless_none(backbone.epochs, self.epochs),
+            batch_size=_unless_none(backbone.batch_size, self.batch_size),
             learning_rate=_unless_none(backbone.learning_rate, self.learning_rate), weight_decay=self.weight_decay,
             lr_scheduler=self.lr_scheduler, hflip=self.hflip, rotation=self.rotation, color_jitter=self.color_jitter,
             early_stopping_patience=self.early_stopping_patience, early_stopping_monitor=self.early_stopping_monitor,
