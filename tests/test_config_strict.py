@@ -240,3 +240,16 @@ def test_every_evaluation_key_rejects_bad_values_by_name(tmp_path, key, value):
     path = write(tmp_path / "bad.yaml", {**EVAL, key: value})
     with pytest.raises(ValueError, match=rf"bad.yaml.*{key}"):
         parse_config(EvaluationConfig, ["--config", str(path)])
+
+
+def test_training_configs_take_the_same_config_file_and_flags(tmp_path):
+    from synthxray.training.ddpm import DDPMTrainingConfig
+
+    path = write(tmp_path / "ddpm.yaml", {"dataset": "data.npz", "output_dir": "out", "train_batch_size": 8, "seed": 3})
+    cfg = parse_config(DDPMTrainingConfig, ["--config", str(path), "--seed", "5"])
+    assert (cfg.dataset, cfg.train_batch_size, cfg.seed) == ("data.npz", 8, 5)
+    write(path, {"dataset": "data.npz", "output_dir": "out", "overwrite_output_dir": "false"})
+    with pytest.raises(ValueError, match=r"ddpm.yaml: overwrite_output_dir: 'false' \(str\) is not true or false"):
+        parse_config(DDPMTrainingConfig, [str(path)])
+    with pytest.raises(ValueError, match=r"train_batch_size: '8' \(str\) is not an integer"):
+        DDPMTrainingConfig(dataset="data.npz", output_dir="out", train_batch_size="8")
