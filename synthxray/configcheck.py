@@ -66,11 +66,18 @@ def _fallbacks(value: Any) -> list[Any]:
     out: list[Any] = []
     if isinstance(value, os.PathLike):
         out.append(os.fspath(value))
-    if isinstance(value, tuple):
-        out.append(list(value))
-    if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)) and hasattr(value, "item"):
-        out.append(value.item())
+    if isinstance(value, (list, tuple)):
+        out.append([_plain(v) for v in value])
+    elif _plain(value) is not value:
+        out.append(_plain(value))
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds; anything else as it is."""
+    if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)) and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def _hint_for(value: Any, annotation: Any) -> str:
