@@ -1,7 +1,8 @@
 """``synthxray evaluate``: FID / KID / precision / recall of a synthetic set against a real one, per class and over seeds.
 
 The flags are :class:`synthxray.evaluation.config.EvaluationConfig`'s fields (HfArgumentParser, as the trainers'
-configs; one ``.yaml``/``.json`` file works too). Defaults: the real test split, real images brought to the synthetic
+configs); ``--config FILE`` (a ``.yaml``/``.json`` of the same keys, or the file as the first argument) gives values
+and flags beside it override them. Defaults: the real test split, real images brought to the synthetic
 resolution, torch-fidelity's FID protocol, one row per class; the report names protocol, extractor, compared size and
 n. Launched on N processes (``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N -m synthxray.cli evaluate ...``) the
 feature extraction is split between them and the main process writes the one report.
@@ -20,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate", add_help=False,
         help="compare synthetic images with real ones: FID/KID/precision/recall per class, memorization, label fidelity",
         description="Writes OUTPUT_DIR/evaluation.json and evaluation.md (one row per class plus overall; mean ± std over seeds). "
-        f"`{PROG} --help` lists the flags (EvaluationConfig's fields).",
+        f"`{PROG} --help` lists the flags (EvaluationConfig's fields); `{PROG} --config FILE [flags]` reads "
+        "them from a .yaml/.json file, the flags overriding it.",
     )
     p.set_defaults(func=run, flags=True)  # flags=True: cli.main hands every flag to run() (EvaluationConfig parses them)
 

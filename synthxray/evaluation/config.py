@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..configcheck import check_fields
 from ..training.config import help_field
 
 DISTRIBUTION_METRICS = ("fid", "kid", "precision", "recall")
@@ -67,23 +68,34 @@ class EvaluationConfig:
     output_dir: str | None = help_field(None, "Folder for evaluation.json / evaluation.md and the plots (the CLI needs it).")
     progress: bool = help_field(True, "Progress bars (--no_progress: none).")
 
+    # the types values are checked against (configcheck), where the CLI parser needs the annotation spelled loosely
+    _strict_types = {"seeds": int | list[int], "metrics": str | list[str]}
+
     def __post_init__(self) -> None:
+        check_fields(self)  # strictly typed: by_class: "false" or batch_size: "8" is an error naming the key
         if self.real is None or self.synthetic is None:
-            raise ValueError("evaluate needs real and synthetic (--real, --synthetic)")
-        self.metrics = [str(m).lower() for m in ([self.metrics] if isinstance(self.metrics, str) else self.metrics)]
+            raise ValueError("evaluate needs real and synthetic (--real, --synthetic, or keys of the --config file)")
+        self.metrics = [m.lower() for m in ([self.metrics] if isinstance(self.metrics, str) else self.metrics)]
         unknown = [m for m in self.metrics if m not in ALL_METRICS]
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown} (--metrics); choose from {list(ALL_METRICS)}")
-        if isinstance(self.seeds, str):
-            self.seeds = int(self.seeds)
-        if isinstance(self.seeds, int) and self.seeds < 1 or not isinstance(self.seeds, int) and not list(self.seeds):
+        if isinstance(self.seeds, int) and self.seeds < 1 or not isinstance(self.seeds, int) and not self.seeds:
             raise ValueError(f"seeds (--seeds) must be >= 1 or a non-empty list, got {self.seeds!r}")
+        if isinstance(self.seeds, list):
+            if any(not 0 <= s < 2**32 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds: {self.seeds} must be distinct integers from 0 to 2**32 - 1 (a repeated seed "
+                                 "repeats the same draw and shrinks the reported std)")
         if self.num_samples is not None and self.num_samples < 2:
             raise ValueError(f"num_samples (--num_samples) must be >= 2, got {self.num_samples}")
         if self.num_per_class is not None and self.num_per_class < 1:
             raise ValueError(f"num_per_class (--num_per_class) must be >= 1, got {self.num_per_class}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size (--batch_size) must be >= 1, got {self.batch_size}")
+        minimums = (("kid_subsets", 1), ("prc_neighborhood", 1), ("kid_subset_size", 2), ("num_inference_steps", 1))
+        for key, minimum in minimums:
+            value = getattr(self, key)  # 0 is not "unset": an optional key is left out instead
+            if value is not None and value < minimum:
+                raise ValueError(f"{key} (--{key}) must be >= {minimum}, got {value}")
         if "tsne" in self.metrics and self.output_dir is None:
             raise ValueError("the tsne plot needs output_dir (--output_dir)")
         if self.match_resolution in ("none", "None", ""):

@@ -63,6 +63,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..classes import capped_split, largest_remainder, match_class_names
+from ..configcheck import check_fields
 
 BALANCES = ("balanced", "real", "pool")
 RATIO_OF = ("synthetic", "real")
@@ -87,6 +88,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         where = f"recipe {self.name!r}"
+        check_fields(self, f"{where}: ")
         if not 0.0 <= float(self.real_fraction) <= 1.0:
             raise ValueError(f"{where}: real_fraction must be in [0, 1], got {self.real_fraction}")
         if self.synthetic_ratio != "all" and (not isinstance(self.synthetic_ratio, (int, float)) or self.synthetic_ratio < 0):
@@ -190,10 +192,9 @@ def parse_recipe(value: str | Mapping[str, Any] | Recipe) -> Recipe:
         fields = dict(value)
         if len(fields) == 1:
             return parse_recipe(fields["name"])
-        ratio = fields.get("synthetic_ratio", 0.0)
-        fields["synthetic_ratio"] = "all" if ratio in ("all", None) else float(ratio)
-        fields["real_fraction"] = float(fields.get("real_fraction", 1.0))
-        return Recipe(**fields)
+        if fields.get("synthetic_ratio", 0.0) is None:
+            fields["synthetic_ratio"] = "all"
+        return Recipe(**fields)  # values checked strictly by type there: '1' is not a fraction
     name = str(value).strip().lower()
     for pattern, make in _PATTERNS:
         m = pattern.fullmatch(name)

@@ -72,8 +72,11 @@ class RegimeSpec:
     mixed_fraction: float = field(default=0.5, metadata={"help": "mixed-F: share of synthetic images in every batch, in (0, 1)."})
 
     def __post_init__(self) -> None:
+        from ..configcheck import check_fields
+
         if isinstance(self.fractions, (int, float)) or isinstance(self.recipes, str):
             raise ValueError("regimes.fractions and regimes.recipes are lists, e.g. fractions: [0.05, 0.1], recipes: [real, balanced-real, limited]")
+        check_fields(self, "regimes.")  # strictly typed: '1' or null is not a fraction, abc not a mixed_fraction
         self.fractions = [float(f) for f in self.fractions]
         bad = [f for f in self.fractions if not 0 < f <= 1]
         if not self.fractions or bad:

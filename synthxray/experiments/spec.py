@@ -1,6 +1,7 @@
 """The experiment spec: one YAML/JSON file (or dict) that names data, backbones, recipes, seeds and settings.
 
-Unknown keys are errors at every level, so a typo never silently falls back to a default.
+Unknown keys are errors at every level, so a typo never silently falls back to a default, and every value is checked
+strictly against its field's type (``synthxray.configcheck``): ``"false"`` is not a boolean, ``'28'`` not an integer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..configcheck import check_fields, check_keys, read_mapping
 from .backbones import BACKBONES
 from .recipes import BALANCES, DEFAULT_RATIO_OF, RATIO_OF, Recipe, parse_recipe
 from .regimes import RegimeSpec
@@ -21,10 +23,7 @@ from .train import MONITORS, SCHEDULES, TrainConfig
 
 
 def _check_keys(cls, data: Mapping[str, Any], where: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed keys: {sorted(known)}")
+    check_keys(cls, data, where)
 
 
 @dataclass
@@ -45,6 +44,7 @@ class SyntheticSpec:
     output_dir: str | None = None  # where sampled images are kept; default <output_dir>/synthetic
 
     def __post_init__(self) -> None:
+        check_fields(self, "synthetic.")
         if (self.dataset is None) == (self.generator is None):
             raise ValueError("synthetic: give exactly one of dataset (a synthetic dataset) or generator (a generator folder or Hub id)")
         if self.per_class is not None and self.per_class < 1:
@@ -73,6 +73,7 @@ class RobustnessSpec:
     max_images: int | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self, "robustness.")
         if not 0 < self.epsilon < 1:
             raise ValueError("robustness.epsilon must be in (0, 1) (pixel scale; 8/255 = 0.0314)")
         unknown = set(self.attacks) - set(ATTACKS)
@@ -108,8 +109,15 @@ class BackboneSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(self, f"backbone {self.id or self.name!r}: ")
         builder = BACKBONES.get(self.name)  # KeyError lists the known backbones
         self.id = self.id or self.name
+        for key in ("epochs", "batch_size", "learning_rate"):  # 0 is not "unset": say so instead of using the top level
+            value = getattr(self, key)
+            if value is not None and (value <= 0 if key == "learning_rate" else value < 1):
+                bound = "> 0" if key == "learning_rate" else ">= 1"
+                raise ValueError(f"backbone {self.id!r}: {key}: {value!r} must be {bound}; "
+                                 f"leave the key out to use the top-level {key}")
         params = inspect.signature(builder).parameters
         allowed = [p for p in params if p not in ("num_classes", "in_channels", "image_size")]
         unknown = set(self.options) - set(allowed)
@@ -157,7 +165,7 @@ class ExperimentSpec:
     regimes: Any = None  # {fractions: [...], recipes: [real, balanced-real, limited, ...]}: the limited-data grid (experiments/regimes.py)
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: str | None = None  # recipe the deltas are taken against; default baseline or real-only when present
-    compare_to: list[str] | None = None  # recipes paired deltas are taken against; default baseline + balanced-real*
+    compare_to: str | list[str] | None = None  # recipes deltas are taken against; default baseline + balanced-real*
     balance: str = "balanced"  # synthetic class mix: balanced | real | pool
     ratio_of: str = DEFAULT_RATIO_OF  # synth-N counts N% of the synthetic pool (synthetic: seed 004) or of the real set (real)
     strict_counts: bool = False  # true: refuse a recipe whose exact class split the pool cannot serve (default: a short class gives all it holds)
@@ -183,6 +191,7 @@ class ExperimentSpec:
     num_threads: int | None = None  # torch CPU threads; 1 is fastest on a CPU shared with other jobs
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not self.output_dir:
             raise ValueError("output_dir is required")
         if self.real_train is None or self.test is None:
@@ -211,9 +220,11 @@ class ExperimentSpec:
         if any(r.uses_synthetic for r in self.recipes) and self.synthetic is None:
             used = [r.name for r in self.recipes if r.uses_synthetic]
             raise ValueError(f"recipes {used} use synthetic images: set 'synthetic' to a dataset or a generator")
-        self.seeds = [int(s) for s in self.seeds]
+        bad = [s for s in self.seeds if not 0 <= s < 2**32]
+        if bad:
+            raise ValueError(f"seeds: {bad} out of range; seeds are integers from 0 to 2**32 - 1")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds repeat: {self.seeds}")
+            raise ValueError(f"seeds repeat: {self.seeds}; list each seed once")
         if self.baseline is None:
             self.baseline = next((n for n in ("baseline", "real-only", "real") if n in names), None)
         elif self.baseline not in names:
@@ -233,12 +244,13 @@ class ExperimentSpec:
             raise ValueError(f"balance must be one of {BALANCES}, got {self.balance!r}")
         if self.ratio_of not in RATIO_OF:
             raise ValueError(f"ratio_of must be one of {RATIO_OF}, got {self.ratio_of!r}")
-        if not isinstance(self.strict_counts, bool):
-            raise ValueError(f"strict_counts must be true or false, got {self.strict_counts!r}")
         for r in self.recipes:
             r.check(self.ratio_of)  # a share of the pool above 100% is rejected here, not mid-run
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be in (0, 1)")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError(f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1 and "
+                             f"learning_rate ({self.learning_rate}) > 0")
         if self.image_size < 8:
             raise ValueError("image_size must be >= 8")
         if self.channels not in (None, 1, 3):
@@ -256,8 +268,9 @@ class ExperimentSpec:
 
     def train_config(self, backbone: BackboneSpec) -> TrainConfig:
         return TrainConfig(
-            epochs=backbone.epochs or self.epochs, batch_size=backbone.batch_size or self.batch_size,
-            learning_rate=backbone.learning_rate or self.learning_rate, weight_decay=self.weight_decay,
+            epochs=_unless_none(backbone.epochs, self.epochs),
+            batch_size=_unless_none(backbone.batch_size, self.batch_size),
+            learning_rate=_unless_none(backbone.learning_rate, self.learning_rate), weight_decay=self.weight_decay,
             lr_scheduler=self.lr_scheduler, hflip=self.hflip, rotation=self.rotation, color_jitter=self.color_jitter,
             early_stopping_patience=self.early_stopping_patience, early_stopping_monitor=self.early_stopping_monitor,
         )
@@ -282,6 +295,11 @@ class ExperimentSpec:
         return json.loads(json.dumps(out, default=_describe))
 
 
+def _unless_none(value: Any, default: Any) -> Any:
+    """A backbone's own setting where it has one (0 is a value, not "unset"), else the top-level one."""
+    return default if value is None else value
+
+
 def _describe(o: Any) -> Any:
     """Datasets given in Python are recorded by their fingerprint, not their contents."""
     fp = getattr(o, "_fingerprint", None)
@@ -303,23 +321,22 @@ def load_spec(source: Any, **overrides: Any) -> ExperimentSpec:
         data = dict(source)
     else:
         path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"experiment config {path} not found")
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ValueError(f"{path}: experiment configs are .yaml, .yml or .json files")
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config must be a mapping of keys to values")
+        data = read_mapping(path, "experiment config")  # missing or malformed: an error naming the file
         # relative data paths are relative to the config file
         data = _relative_to(data, path.parent)
-    data.update(overrides)
+        try:
+            return _build({**data, **overrides})
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return _build({**data, **overrides})
+
+
+def _build(data: dict[str, Any]) -> ExperimentSpec:
     _check_keys(ExperimentSpec, data, "experiment config")
+    missing = [f.name for f in dataclasses.fields(ExperimentSpec)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in data]
+    if missing:
+        raise ValueError(f"experiment config: missing required key(s) {missing}")
     return ExperimentSpec(**data)
 
 

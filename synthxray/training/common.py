@@ -25,19 +25,15 @@ C = TypeVar("C")
 
 
 def parse_config(config_cls: type[C], argv: Sequence[str] | None = None, prog: str | None = None) -> C:
-    """Parse flags (or one ``.yaml``/``.json`` file as the only argument) into ``config_cls``.
+    """Parse flags into ``config_cls``: ``--config FILE`` (or a ``.yaml``/``.json`` file as the first argument) gives
+    values, flags beside it override them (``synthxray.configcheck.parse_config``).
 
-    Unknown flags or keys are errors. ``prog`` names the command in ``--help`` and usage errors.
+    Unknown flags or keys are errors, file values are checked strictly by type, and errors name the file.
+    ``prog`` names the command in ``--help`` and usage errors.
     """
-    from transformers import HfArgumentParser
+    from ..configcheck import parse_config as parse
 
-    parser = HfArgumentParser(config_cls, prog=prog)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0], allow_extra_keys=False)[0]
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0], allow_extra_keys=False)[0]
-    return parser.parse_args_into_dataclasses(args=argv)[0]
+    return parse(config_cls, argv, prog=prog)
 
 
 def make_accelerator(cfg: TrainingConfig, log_with: str | None = None):

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..configcheck import check_fields
+
 
 def help_field(default: Any, help: str, **kwargs: Any) -> Any:
     """A dataclass field with ``--help`` text (read by HfArgumentParser; ``%`` is escaped for argparse)."""
@@ -47,6 +49,7 @@ class TrainingConfig:
     hub_token: str | None = help_field(None, "Hub token (default: the logged-in token / HF_TOKEN).")
 
     def __post_init__(self) -> None:
+        check_fields(self)  # every field of the script's config strictly by type (a "false" string is not false)
         if not self.output_dir:
             raise ValueError("output_dir is required")
         if self.train_batch_size < 1 or self.gradient_accumulation_steps < 1:

@@ -231,7 +231,7 @@ def test_seed_004_recipes_run_at_defaults_on_an_unequal_pool(tmp_path, real_trai
     # the strict rule is still there as an option, and names the recipe and the class before anything trains
     with pytest.raises(ValueError, match="recipe 'synth-100'.*class 0: needs 60, pool has 30.*strict_counts: false"):
         run_experiment(tiny_spec(real_train, real_test, pool, tmp_path / "strict", recipes=recipes, seeds=[0], epochs=1, plots=False, strict_counts=True))
-    with pytest.raises(ValueError, match="strict_counts must be true or false"):
+    with pytest.raises(ValueError, match="strict_counts: 'yes'.*true or false"):
         load_spec(tiny_spec(real_train, real_test, pool, tmp_path / "bad", strict_counts="yes"))
 
 
