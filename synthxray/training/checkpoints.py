@@ -37,7 +37,9 @@ def check_output_dir(cfg: TrainingConfig) -> Path:
             f"output_dir {out} holds checkpoints of an earlier run; pass --resume_from_checkpoint latest to continue "
             "it or --overwrite_output_dir to start again"
         )
-    if found == outputs.GENERATOR and not checkpoints:  # nothing to resume: the run would replace the generator
+    per_class = [p for p in out.iterdir() if p.is_dir() and list_checkpoints(p)]  # one model per class (SD)
+    if found == outputs.GENERATOR and not (checkpoints or per_class and cfg.resume_from_checkpoint):
+        # nothing to resume: the run would replace the generator
         raise outputs.OutputDirError(
             f"--output_dir {out} already holds {outputs.KIND_TEXT[found]} (no checkpoint to resume); choose a new "
             "folder or pass --overwrite_output_dir to replace it"
