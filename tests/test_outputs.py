@@ -52,8 +52,8 @@ def test_rule_refuses_files_links_foreign_folders_and_other_kinds(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(OutputDirError, match=r"foreign already exists and holds files synthxray did not write .*notes\.txt"
-                                             r".*--overwrite_output_dir"):
+    with pytest.raises(OutputDirError, match=r"foreign already exists and holds files synthxray did not write "
+                                             r".*notes\.txt.*--overwrite_output_dir"):
         check_output_dir(foreign, outputs.EXPERIMENT)
     assert check_output_dir(foreign, outputs.EXPERIMENT, overwrite=True) == foreign
     with pytest.raises(OutputDirError, match="--overwrite only replaces a synthxray dataset"):
@@ -75,16 +75,16 @@ def test_rule_refuses_files_links_foreign_folders_and_other_kinds(tmp_path):
 # ---- 1: training into a finished generator, distilling into the teacher ------------------------------
 def test_1_distilling_into_the_teacher_is_refused_before_anything_is_written(teacher, capsys):
     before = snapshot(teacher)
-    rc = main(["train", "consistency", "--teacher", str(teacher), "--output_dir", str(teacher), "--max_train_steps", "2",
-               "--num_solver_steps", "4"])
+    rc = main(["train", "consistency", "--teacher", str(teacher), "--output_dir", str(teacher),
+               "--max_train_steps", "2", "--num_solver_steps", "4"])
     err = capsys.readouterr().err
     assert rc == 2 and "teacher's folder" in err and str(teacher) in err
     rc = main(["train", "consistency", "--teacher", str(teacher), "--output_dir", str(teacher / "student"),
                "--max_train_steps", "2", "--num_solver_steps", "4"])
     assert rc == 2 and "teacher's folder" in capsys.readouterr().err
     (teacher / "checkpoints" / "checkpoint_0").mkdir(parents=True)  # the teacher's own checkpoints: no resume into it
-    rc = main(["train", "consistency", "--teacher", str(teacher), "--output_dir", str(teacher), "--max_train_steps", "2",
-               "--num_solver_steps", "4", "--resume_from_checkpoint", "latest"])
+    rc = main(["train", "consistency", "--teacher", str(teacher), "--output_dir", str(teacher),
+               "--max_train_steps", "2", "--num_solver_steps", "4", "--resume_from_checkpoint", "latest"])
     assert rc == 2 and "teacher's folder" in capsys.readouterr().err
     shutil.rmtree(teacher / "checkpoints")
     assert snapshot(teacher) == before
@@ -102,7 +102,7 @@ def test_1_training_into_a_finished_generator_needs_the_flag(teacher, tiny_ddpm_
     dataset = teacher.parent / "data"
     dataset.mkdir()
     (dataset / "synthxray_dataset.json").write_text("{}")
-    with pytest.raises(OutputDirError, match="holds a synthxray dataset .*never replaces"):  # another kind: even with it
+    with pytest.raises(OutputDirError, match="holds a synthxray dataset .*never replaces"):  # another kind, even so
         train(tiny_ddpm_config(output_dir=str(dataset), max_train_steps=1, overwrite_output_dir=True))
     assert [p.name for p in dataset.iterdir()] == ["synthxray_dataset.json"]
     train(tiny_ddpm_config(output_dir=str(teacher), max_train_steps=1, overwrite_output_dir=True))
@@ -135,7 +135,8 @@ def test_9_evaluate_refuses_a_file_before_any_feature(tiny_npz, tmp_path, capsys
     monkeypatch.setattr(core, "compute_features", no_features)
     (tmp_path / "report").write_text("x")
     with pytest.raises(OutputDirError, match="is a file"):
-        evaluate(str(tiny_npz), str(tiny_npz), synthetic_split="val", extractor="random", output_dir=str(tmp_path / "report"))
+        evaluate(str(tiny_npz), str(tiny_npz), synthetic_split="val", extractor="random",
+                 output_dir=str(tmp_path / "report"))
     rc = main(["evaluate", "--real", str(tiny_npz), "--synthetic", str(tiny_npz), "--synthetic_split", "val",
                "--extractor", "random", "--no_progress", "--output_dir", str(tmp_path / "report")])
     err = capsys.readouterr().err.strip()

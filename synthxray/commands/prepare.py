@@ -71,8 +71,9 @@ def check_partial(staging: Path) -> None:
                               "move it away or choose another --output_dir")
     if staging.is_dir() and any(staging.iterdir()) and not (staging / PARTIAL_MARKER).is_file():
         names = ", ".join(sorted(os.listdir(staging))[:4])
-        raise FileExistsError(f"{staging} (prepare's staging folder for --output_dir) holds files synthxray prepare did "
-                              f"not write ({names}; no {PARTIAL_MARKER}); move it away or choose another --output_dir")
+        raise FileExistsError(f"{staging} (prepare's staging folder for --output_dir) holds files synthxray prepare "
+                              f"did not write ({names}; no {PARTIAL_MARKER}); move it away or choose another "
+                              "--output_dir")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -96,8 +96,8 @@ class ConsistencyDistillationConfig(ImageDataConfig):
                              f"{steps} training timesteps allow{why}; choose 1..{most}")
         teacher_dir = Path(self.teacher).expanduser()
         if teacher_dir.is_dir() and inside(self.output_dir, teacher_dir):
-            raise OutputDirError(f"--output_dir {self.output_dir} is the teacher's folder {self.teacher} (or inside it): "
-                                 "the student would overwrite its teacher; choose another folder")
+            raise OutputDirError(f"--output_dir {self.output_dir} is the teacher's folder {self.teacher} (or inside "
+                                 "it): the student would overwrite its teacher; choose another folder")
         if not 1 <= self.sample_steps <= self.num_solver_steps:
             raise ValueError(f"--sample_steps must be in 1..--num_solver_steps ({self.num_solver_steps}), got {self.sample_steps}")
         if not 0 <= self.target_ema_decay < 1:

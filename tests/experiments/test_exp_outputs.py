@@ -13,8 +13,10 @@ from synthxray.outputs import OutputDirError
 
 
 def small_spec(real_train, real_test, out, **kw):
-    spec = dict(real_train=real_train, test=real_test, output_dir=str(out), backbones=[{"name": "cnn", "widths": [4, 8]}],
-                recipes=["baseline"], seeds=[0], epochs=1, image_size=16, batch_size=16, learning_rate=3e-3, plots=False)
+    spec = dict(real_train=real_train, test=real_test, output_dir=str(out),
+                backbones=[{"name": "cnn", "widths": [4, 8]}],
+                recipes=["baseline"], seeds=[0], epochs=1, image_size=16, batch_size=16, learning_rate=3e-3,
+                plots=False)
     spec.update(kw)
     return spec
 
@@ -29,11 +31,12 @@ def test_3_foreign_folder_is_refused_and_kept(tmp_path, real_train, real_test, m
     (out / "results.md").write_text("my results")
     (out / "spec.json").write_text('{"mine": true}')
     monkeypatch.setattr(runner_mod, "prepare_data", no_data)
-    with pytest.raises(OutputDirError, match=r"mine already exists and holds files synthxray did not write .*results\.md"
-                                             r".*--overwrite_output_dir"):
+    with pytest.raises(OutputDirError, match=r"mine already exists and holds files synthxray did not write "
+                                             r".*results\.md.*--overwrite_output_dir"):
         run_experiment(small_spec(real_train, real_test, out))
     assert sorted(p.name for p in out.iterdir()) == ["results.md", "spec.json"]
-    assert (out / "results.md").read_text() == "my results" and json.loads((out / "spec.json").read_text()) == {"mine": True}
+    assert (out / "results.md").read_text() == "my results"
+    assert json.loads((out / "spec.json").read_text()) == {"mine": True}
     gen = tmp_path / "gen"
     gen.mkdir()
     (gen / "synthxray.json").write_text("{}")
@@ -52,7 +55,7 @@ def test_3_with_the_flag_user_files_stay_and_stale_regime_files_go(tmp_path, rea
     assert (out / "regimes.md").is_file() and (out / "synthxray_experiment.json").is_file()
     (out / "plots").mkdir(exist_ok=True)
     (out / "plots" / "mine.png").write_bytes(b"mine")
-    run_experiment(small_spec(real_train, real_test, out, recipes=["baseline"]))  # a rerun without regimes: no flag needed
+    run_experiment(small_spec(real_train, real_test, out, recipes=["baseline"]))  # a rerun without regimes: no flag
     names = sorted(p.name for p in out.iterdir())
     assert not any(n.startswith("regimes") for n in names), names
     assert (out / "notes.txt").read_text() == "mine" and (out / "plots" / "mine.png").read_bytes() == b"mine"
