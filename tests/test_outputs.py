@@ -109,6 +109,16 @@ def test_1_training_into_a_finished_generator_needs_the_flag(teacher, tiny_ddpm_
     assert snapshot(teacher) != before  # with the flag, the generator is replaced
 
 
+def test_1_resuming_another_trainers_run_is_refused(teacher, tiny_ddpm_dir, tmp_path, capsys):
+    (teacher / "checkpoints" / "checkpoint_0").mkdir(parents=True)  # a ddpm run's checkpoint
+    before = snapshot(teacher)
+    rc = main(["train", "consistency", "--teacher", str(tiny_ddpm_dir), "--output_dir", str(teacher),
+               "--max_train_steps", "2", "--num_solver_steps", "4", "--resume_from_checkpoint", "latest"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "a run of another trainer" in err and "Traceback" not in err
+    assert snapshot(teacher) == before
+
+
 # ---- 2: prepare never deletes a .partial it did not write ---------------------------------------------
 def test_2_prepare_keeps_a_foreign_partial_folder(tiny_npz, tmp_path, capsys):
     partial = tmp_path / "out.partial"

@@ -37,6 +37,12 @@ def check_output_dir(cfg: TrainingConfig) -> Path:
             f"output_dir {out} holds checkpoints of an earlier run; pass --resume_from_checkpoint latest to continue "
             "it or --overwrite_output_dir to start again"
         )
+    foreign = _other_trainer_fields(out, cfg) if cfg.resume_from_checkpoint else []
+    if foreign:  # its checkpoints would not load (state_dict mismatch), after this run had rewritten its config
+        raise outputs.OutputDirError(
+            f"--output_dir {out} holds a run of another trainer (its {CONFIG_FILE} has {', '.join(foreign[:3])}, "
+            "which this trainer does not take); it cannot be resumed by this one: choose another folder"
+        )
     per_class = [p for p in out.iterdir() if p.is_dir() and list_checkpoints(p)]  # one model per class (SD)
     if found == outputs.GENERATOR and not (checkpoints or per_class and cfg.resume_from_checkpoint):
         # nothing to resume: the run would replace the generator
@@ -45,6 +51,17 @@ def check_output_dir(cfg: TrainingConfig) -> Path:
             "folder or pass --overwrite_output_dir to replace it"
         )
     return out
+
+
+def _other_trainer_fields(out: Path, cfg: Any) -> list[str]:
+    """The fields of ``out``'s recorded run that ``cfg``'s trainer does not have (another trainer's run), if any."""
+    try:
+        old = json.loads((out / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict) or not dataclasses.is_dataclass(cfg):
+        return []
+    return sorted(set(old) - {f.name for f in dataclasses.fields(cfg)})
 
 
 def prepare_output_dir(cfg: TrainingConfig) -> Path:
