@@ -150,7 +150,8 @@ def main() -> None:
         **{k: v for k, v in settings.items() if k != "backbones"},
     )
     started = time.time()
-    results = run_experiment(spec)
+    # the folder also holds this script's synthetic/ and sampling.json
+    results = run_experiment(spec, overwrite_output_dir=True)
     seconds = time.time() - started
     settings["learning_rate"] = {e["name"]: e.get("learning_rate", settings["learning_rate"]) for e in entries}
     settings["synthetic"] = synthetic

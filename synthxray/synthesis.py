@@ -234,28 +234,15 @@ def generate_dataset(
 def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
     """The folder a dataset may be written to, or an error naming what is in the way and what to do.
 
-    ``overwrite`` replaces only an empty folder or a synthxray dataset (its ``synthxray_dataset.json``
-    is there): never a folder of other files, nor a generator.
+    :func:`synthxray.outputs.check_output_dir`'s rule: ``overwrite`` replaces only a synthxray dataset (its
+    ``synthxray_dataset.json`` is there): never a folder of other files (the finished dataset replaces the
+    whole folder), nor a generator, experiment or other synthxray artefact.
     """
-    final = Path(output_dir).expanduser()
-    if final.is_symlink() and not final.exists():
-        raise FileNotFoundError(f"output_dir {final} is a symlink to {os.readlink(final)}, which does not exist; "
-                                "create the target folder or give another --output_dir")
-    if final.is_symlink():
-        final = final.resolve()
-    if final.exists() and not final.is_dir():
-        raise FileExistsError(f"output_dir {final} is a file; give a folder path (--output_dir)")
-    if not final.is_dir() or not any(final.iterdir()):
-        return final
-    if (final / MANIFEST).is_file():
-        if overwrite:
-            return final
-        raise FileExistsError(f"{final} already exists (a synthxray dataset); choose a new --output_dir or pass --overwrite (overwrite=True) to replace it")
-    from .hub import GENERATOR_CONFIG
+    from .outputs import DATASET
+    from .outputs import check_output_dir as check
 
-    what = "a synthxray generator" if (final / GENERATOR_CONFIG).is_file() else f"files synthxray did not write (no {MANIFEST})"
-    raise FileExistsError(f"{final} already exists and holds {what}; --overwrite only replaces a synthxray dataset, so choose another --output_dir "
-                          "(or move those files away yourself)")
+    final = check(output_dir, DATASET, overwrite, "--overwrite", replace_needs_flag=True, beside_foreign=False)
+    return final.resolve() if final.is_symlink() else final
 
 
 def memorization_summary(train: Any, synthetic: Any, extractor: Any = None, progress: bool = True,

@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = parse_config(EvaluationConfig, args.flags, prog=PROG)
     if not cfg.output_dir:
         raise ValueError("--output_dir is required (the folder evaluation.json and evaluation.md are written to)")
+    from ..outputs import EVALUATION, check_output_dir
+
+    check_output_dir(cfg.output_dir, EVALUATION, cfg.overwrite_output_dir)  # before a generator loads
     synthetic = _synthetic_input(str(cfg.synthetic), cfg.device)
     generator = not isinstance(synthetic, str)
     result = evaluate(synthetic=synthetic, config=cfg, generate_kwargs={"batch_size": cfg.batch_size} if generator else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,19 +59,35 @@ def _as_8bit_png(row: dict) -> dict:
     return {"image": {"bytes": buf.getvalue(), "path": None}}
 
 
+PARTIAL_MARKER = "synthxray_prepare.json"  # in <output_dir>.partial/: the staging folder is prepare's own
+
+
+def check_partial(staging: Path) -> None:
+    """Refuse a ``<output_dir>.partial`` that synthxray prepare did not write (it is deleted and rewritten)."""
+    import os
+
+    if staging.is_symlink() or (staging.exists() and not staging.is_dir()):
+        raise FileExistsError(f"{staging} (prepare's staging path for --output_dir) exists and is not a folder; "
+                              "move it away or choose another --output_dir")
+    if staging.is_dir() and any(staging.iterdir()) and not (staging / PARTIAL_MARKER).is_file():
+        names = ", ".join(sorted(os.listdir(staging))[:4])
+        raise FileExistsError(f"{staging} (prepare's staging folder for --output_dir) holds files synthxray prepare "
+                              f"did not write ({names}; no {PARTIAL_MARKER}); move it away or choose another "
+                              "--output_dir")
+
+
 def run(args: argparse.Namespace) -> int:
+    import json
     import os
     import shutil
-    from pathlib import Path
 
     from ..data import load_dataset
+    from ..outputs import DATASET, check_output_dir
 
     window = window_from_args(args)
-    out = Path(args.output_dir).expanduser()
-    if out.is_symlink() and not out.exists():
-        raise FileNotFoundError(f"--output_dir {out} is a symlink to {os.readlink(out)}, which does not exist")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"--output_dir {out} already exists and is not empty; choose a new folder")
+    out = check_output_dir(args.output_dir, DATASET, flag=None, beside_foreign=False, replace_needs_flag=True)
+    staging = out.with_name(out.name + ".partial")
+    check_partial(staging)  # before the input is read: a refused folder costs nothing
     intensity = args.intensity
     if args.intensity_from:
         from ..intensity import recorded_intensity
@@ -81,12 +98,15 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args.input, split=args.split, window=window, use_file_window=not args.ignore_file_window, invert=args.invert,
                       intensity=intensity)
     ds = ds.select_columns(["image", "label"]).map(_as_8bit_png, desc="8-bit")  # plain 16-bit images: the same rule
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    ds.save_to_disk(str(staging))
+    if staging.exists():
+        shutil.rmtree(staging)  # an interrupted prepare's own (checked above)
+    staging.mkdir(parents=True)
+    (staging / PARTIAL_MARKER).write_text(json.dumps({"output_dir": str(out)}) + "\n")
+    ds.save_to_disk(str(staging / "dataset"))
     if out.exists():
         out.rmdir()  # empty, checked above
-    os.replace(staging, out)
+    os.replace(staging / "dataset", out)
+    shutil.rmtree(staging)
     names = ds.features["label"].names
     print(f"wrote {len(ds)} images ({', '.join(names)}) to {out}")
     return 0

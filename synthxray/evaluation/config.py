@@ -66,6 +66,9 @@ class EvaluationConfig:
     num_inference_steps: int | None = help_field(None, "Generator input: sampling steps (default: the generator's).")
     guidance_scale: float | None = help_field(None, "Generator input: guidance scale (default: the generator's).")
     output_dir: str | None = help_field(None, "Folder for evaluation.json / evaluation.md and the plots (the CLI needs it).")
+    overwrite_output_dir: bool = help_field(
+        False, "Write into an output_dir that holds files synthxray did not write (they are kept; evaluation.json/.md "
+        "and the plots are replaced); another kind of synthxray artefact is refused even so.")
     progress: bool = help_field(True, "Progress bars (--no_progress: none).")
 
     # the types values are checked against (configcheck), where the CLI parser needs the annotation spelled loosely

@@ -210,6 +210,10 @@ def evaluate(
     batch_size, device, cache, cache_synthetic, cache_dir = cfg.batch_size, cfg.device, cfg.cache, cfg.cache_synthetic, cfg.cache_dir
     kid_subset_size, kid_subsets, prc_neighborhood = cfg.kid_subset_size, cfg.kid_subsets, cfg.prc_neighborhood
     output_dir, progress = cfg.output_dir, cfg.progress
+    if output_dir is not None:  # before any feature is computed: a refused folder costs nothing
+        from ..outputs import EVALUATION, check_output_dir
+
+        check_output_dir(output_dir, EVALUATION, cfg.overwrite_output_dir)
     seed_list = list(range(int(cfg.seeds))) if isinstance(cfg.seeds, (int, np.integer)) else [int(s) for s in cfg.seeds]
     if cfg.generator_settings:
         if not is_generator(synthetic):

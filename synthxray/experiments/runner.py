@@ -3,6 +3,7 @@ while the content of its inputs is unchanged.
 
 Layout of ``output_dir``::
 
+    synthxray_experiment.json       marks the folder as an experiment's; lists the report files written last
     spec.json                       the resolved spec
     runs/<backbone>/<recipe>/seed_<s>/result.json   metrics, history, counts, input fingerprints (written last)
     runs/<backbone>/<recipe>/seed_<s>/classifier/   model.safetensors + classifier.json (load_classifier)
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..manifest import EXPERIMENT_MARKER
+from ..outputs import EXPERIMENT, check_output_dir
 from .classifier import Classifier, load_classifier
 from .data import (VAL_SPLIT_SEED, ExperimentData, check_plan, input_fingerprints, known_pool_counts,  # noqa: F401
                    prepare_data, prepare_synthetic, run_inputs)
@@ -208,17 +211,21 @@ def _setup_logging() -> None:
     logger.setLevel(logging.INFO)
 
 
-def run_experiment(spec_or_path: Any, **overrides: Any) -> ExperimentResults:
+def run_experiment(spec_or_path: Any, overwrite_output_dir: bool = False, **overrides: Any) -> ExperimentResults:
     """Run (or finish) every (backbone, recipe, seed) of a spec and write the results files.
 
     ``spec_or_path``: a ``.yaml``/``.json`` file, a mapping, or an :class:`ExperimentSpec`; keyword
     arguments override its keys. Finished runs in ``output_dir`` are reused when the content of their
     inputs (real train / validation / test images and labels, the synthetic pool) is unchanged, so a
     killed experiment picks up where it stopped; a run whose inputs changed is run again (the log
-    names them); a finished run made with different settings is an error.
+    names them); a finished run made with different settings is an error. An ``output_dir``
+    holding files synthxray did not write is refused before any work unless ``overwrite_output_dir``
+    (``--overwrite_output_dir``: the experiment's files are then written beside them, none deleted);
+    another kind of synthxray artefact is always refused (:func:`synthxray.outputs.check_output_dir`).
     """
     _setup_logging()
     spec = load_spec(spec_or_path, **overrides)
+    check_output_dir(spec.output_dir, EXPERIMENT, overwrite_output_dir)
     threads = torch.get_num_threads()
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
@@ -236,6 +243,7 @@ def _run(spec: ExperimentSpec) -> ExperimentResults:
     device = torch.device(spec.device) if spec.device else accelerator.device
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(out / EXPERIMENT_MARKER, {"files": _report_files(out)})  # the folder is an experiment's
         _write_json_atomic(out / "spec.json", spec.to_dict())
 
     plan = [(b, r, s) for b in spec.backbones for r in spec.recipes for s in spec.seeds]
@@ -350,8 +358,29 @@ def write_report(spec: ExperimentSpec, out: Path, class_names: list[str] | None 
     if spec.regimes is not None:  # the limited-data table, plot and worth in real images (experiments/regimes.py)
         regime_md, regime_files = write_regime_report(spec.regimes, runs, backbones, out, plots=spec.plots)
         md, files = md + "\n" + regime_md, files + regime_files
+    _forget_stale_report_files(out, files)
     logger.info("results in %s:\n%s", out, md)
     return ExperimentResults(rows, runs, md, out, files)
+
+
+def _report_files(out: Path) -> list[str]:
+    """The report files an earlier run recorded in the experiment's marker (paths relative to ``out``)."""
+    try:
+        return [str(f) for f in json.loads((out / EXPERIMENT_MARKER).read_text()).get("files", [])]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _forget_stale_report_files(out: Path, files: list[Path]) -> None:
+    """Delete the report files an earlier run of this experiment wrote and this one did not (a regime table after
+    ``regimes:`` was dropped, a plot of a dropped backbone), then record this run's; no other file is touched."""
+    now = sorted({str(Path(f).relative_to(out)) for f in files})
+    for rel in set(_report_files(out)) - set(now):
+        path = out / rel
+        if ".." not in Path(rel).parts and path.is_file() and not path.is_symlink():
+            path.unlink()
+            logger.info("removed %s: an earlier run's report file this spec no longer makes", path)
+    _write_json_atomic(out / EXPERIMENT_MARKER, {"files": now})
 
 
 def demo_spec(synthetic: Any, output_dir: str | os.PathLike, real: Any = None, test: Any = None, val: Any = None,

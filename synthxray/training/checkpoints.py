@@ -11,44 +11,57 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import outputs
+from ..manifest import TRAINING_CONFIG
+
 if TYPE_CHECKING:
     from .config import TrainingConfig
     from .state import TrainState
 
 logger = logging.getLogger("synthxray.training")
 
-CONFIG_FILE = "training_config.json"
+CONFIG_FILE = TRAINING_CONFIG
 
 
 def check_output_dir(cfg: TrainingConfig) -> Path:
-    """Check ``--output_dir`` can take this run, writing nothing: it must be creatable, and another run's
-    folder needs --overwrite_output_dir (or --resume_from_checkpoint to continue it)."""
-    out = Path(cfg.output_dir).expanduser()
-    for p in (out, *out.parents):
-        if p.is_symlink() and not p.exists():
-            where = "" if p == out else f" (its parent {p})"
-            raise FileNotFoundError(
-                f"--output_dir {cfg.output_dir}{where} is a symbolic link to {os.readlink(p)}, which does not exist; "
-                "create the target or choose another folder"
-            )
-        if p.exists():
-            if not p.is_dir():
-                where = "is a file" if p == out else f"is inside {p}, which is a file"
-                raise FileExistsError(f"--output_dir {cfg.output_dir} {where}; choose a folder")
-            break
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / CONFIG_FILE).is_file()
-        if not ours and not cfg.overwrite_output_dir:
-            raise FileExistsError(
-                f"output_dir {out} already holds files that are not a synthxray run; choose an empty folder "
-                "or pass --overwrite_output_dir"
-            )
-        if ours and not cfg.resume_from_checkpoint and not cfg.overwrite_output_dir and list_checkpoints(out):
-            raise FileExistsError(
-                f"output_dir {out} holds checkpoints of an earlier run; pass --resume_from_checkpoint latest to continue "
-                "it or --overwrite_output_dir to start again"
-            )
+    """Check ``--output_dir`` can take this run, writing nothing (:func:`synthxray.outputs.check_output_dir`'s rule):
+    a generator there needs --overwrite_output_dir (or, with checkpoints, --resume_from_checkpoint to train it on),
+    an earlier run's checkpoints need either; another kind of artefact is refused."""
+    out = outputs.check_output_dir(cfg.output_dir, outputs.GENERATOR, cfg.overwrite_output_dir)
+    found = outputs.artefact_kind(out)
+    if cfg.overwrite_output_dir or found not in (outputs.GENERATOR, outputs.TRAINING_RUN):
+        return out
+    checkpoints = list_checkpoints(out)
+    if checkpoints and not cfg.resume_from_checkpoint:
+        raise outputs.OutputDirError(
+            f"output_dir {out} holds checkpoints of an earlier run; pass --resume_from_checkpoint latest to continue "
+            "it or --overwrite_output_dir to start again"
+        )
+    foreign = _other_trainer_fields(out, cfg) if cfg.resume_from_checkpoint else []
+    if foreign:  # its checkpoints would not load (state_dict mismatch), after this run had rewritten its config
+        raise outputs.OutputDirError(
+            f"--output_dir {out} holds a run of another trainer (its {CONFIG_FILE} has {', '.join(foreign[:3])}, "
+            "which this trainer does not take); it cannot be resumed by this one: choose another folder"
+        )
+    per_class = [p for p in out.iterdir() if p.is_dir() and list_checkpoints(p)]  # one model per class (SD)
+    if found == outputs.GENERATOR and not (checkpoints or per_class and cfg.resume_from_checkpoint):
+        # nothing to resume: the run would replace the generator
+        raise outputs.OutputDirError(
+            f"--output_dir {out} already holds {outputs.KIND_TEXT[found]} (no checkpoint to resume); choose a new "
+            "folder or pass --overwrite_output_dir to replace it"
+        )
     return out
+
+
+def _other_trainer_fields(out: Path, cfg: Any) -> list[str]:
+    """The fields of ``out``'s recorded run that ``cfg``'s trainer does not have (another trainer's run), if any."""
+    try:
+        old = json.loads((out / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict) or not dataclasses.is_dataclass(cfg):
+        return []
+    return sorted(set(old) - {f.name for f in dataclasses.fields(cfg)})
 
 
 def prepare_output_dir(cfg: TrainingConfig) -> Path:

@@ -42,7 +42,10 @@ class TrainingConfig:
     checkpointing_steps: int = help_field(500, "Save a resumable checkpoint every N steps (0 disables).")
     checkpoints_total_limit: int | None = help_field(None, "Keep at most this many checkpoints.")
     resume_from_checkpoint: str | None = help_field(None, "'latest' or a checkpoint folder to continue from.")
-    overwrite_output_dir: bool = help_field(False, "Allow writing into an output_dir that holds another run.")
+    overwrite_output_dir: bool = help_field(
+        False, "Replace the generator or the earlier run's checkpoints in output_dir, or write beside files synthxray "
+        "did not write there (none of them is deleted); another kind of synthxray artefact is refused even so."
+    )
     dataloader_num_workers: int = help_field(0, "DataLoader worker processes.")
     push_to_hub: bool = help_field(False, "Push the final model to the Hub (needs --hub_model_id or uses the folder name).")
     hub_model_id: str | None = help_field(None, "Hub repo id for --push_to_hub.")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import DataError
+from ..outputs import OutputDirError, inside
 from ..generators.base import GeneratorInfo, load_generator, resolve_pretrained_dir
 from ..generators.consistency import ConsistencyGenerator, boundary_scalings, make_consistency_scheduler
 from ..generators.ddpm import ClassConditionalDDPMPipeline, DDPMGenerator
@@ -87,6 +88,16 @@ class ConsistencyDistillationConfig(ImageDataConfig):
         super().__post_init__()
         if self.num_solver_steps < 1:
             raise ValueError(f"--num_solver_steps must be >= 1, got {self.num_solver_steps}")
+        steps = teacher_timesteps(self.teacher, self.teacher_revision)
+        most = steps // 2 if self.ode_solver == "dpm-solver-2" else steps
+        if steps and self.num_solver_steps > most:
+            why = " (dpm-solver-2 needs >= 2 steps between grid points)" if self.ode_solver == "dpm-solver-2" else ""
+            raise ValueError(f"--num_solver_steps {self.num_solver_steps} is more than the {most} the teacher's "
+                             f"{steps} training timesteps allow{why}; choose 1..{most}")
+        teacher_dir = Path(self.teacher).expanduser()
+        if teacher_dir.is_dir() and inside(self.output_dir, teacher_dir):
+            raise OutputDirError(f"--output_dir {self.output_dir} is the teacher's folder {self.teacher} (or inside "
+                                 "it): the student would overwrite its teacher; choose another folder")
         if not 1 <= self.sample_steps <= self.num_solver_steps:
             raise ValueError(f"--sample_steps must be in 1..--num_solver_steps ({self.num_solver_steps}), got {self.sample_steps}")
         if not 0 <= self.target_ema_decay < 1:
@@ -101,6 +112,16 @@ class ConsistencyDistillationConfig(ImageDataConfig):
             raise ValueError(f"--huber_c must be > 0, got {self.huber_c}")
         if self.guidance_scale < 1:
             raise ValueError(f"--guidance_scale must be >= 1 (1 = off), got {self.guidance_scale}")
+
+
+def teacher_timesteps(teacher: str, revision: str | None = None) -> int:
+    """The teacher's number of training timesteps T (its ``scheduler_config.json``; 0 when not recorded)."""
+    import json
+
+    path = resolve_pretrained_dir(teacher, revision=revision) / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        return 0
+    return int(json.loads(path.read_text()).get("num_train_timesteps") or 0)
 
 
 def teacher_info(teacher: str, revision: str | None = None) -> GeneratorInfo:

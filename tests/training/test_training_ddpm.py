@@ -65,7 +65,7 @@ def test_checkpoints_total_limit_rotates(tiny_ddpm_config, tmp_path):
 def test_foreign_output_dir_is_refused(tiny_ddpm_config, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not a synthxray run"):
+    with pytest.raises(FileExistsError, match="files synthxray did not write .*--overwrite_output_dir"):
         train(tiny_ddpm_config(output_dir=str(tmp_path / "busy")))
     assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
 
