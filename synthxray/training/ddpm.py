@@ -200,8 +200,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     when the run keeps one), with the run's own ``training_config.json``, class names and data record.
 
     Checkpoints span a run's quality; this makes each one a generator that ``load_generator``, ``generate`` and
-    ``evaluate`` take like a finished run's. ``output_dir`` gets the same rule as ``generate``'s: an existing
-    folder is replaced only with ``overwrite`` and only when it holds a generator (``synthxray.json``).
+    ``evaluate`` take like a finished run's. ``output_dir`` follows :func:`synthxray.outputs.check_output_dir`:
+    an existing folder is replaced only with ``overwrite`` and only when it holds a generator.
     """
     import dataclasses
     import json
@@ -209,7 +209,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
 
     from safetensors.torch import load_file
 
-    from ..manifest import GENERATOR_CONFIG
+    from ..outputs import GENERATOR, check_output_dir
     from .checkpoints import CONFIG_FILE
 
     checkpoint = Path(checkpoint)
@@ -217,11 +217,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     if not (checkpoint / "model.safetensors").is_file() or not (run / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{checkpoint} is not a checkpoint of a synthxray training run (it needs "
                                 f"model.safetensors, and {run / CONFIG_FILE} two folders up)")
-    target = Path(output_dir)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        if not (overwrite and (target / GENERATOR_CONFIG).is_file()):
-            raise FileExistsError(f"output_dir {target} exists and is not empty; choose another folder "
-                                  f"(--overwrite replaces only a generator folder)")
+    # the one output-folder rule; the export replaces the whole folder, so never beside other files
+    target = check_output_dir(output_dir, GENERATOR, overwrite, "--overwrite", replace_needs_flag=True,
+                              beside_foreign=False)
     raw = json.loads((run / CONFIG_FILE).read_text())
     known = {f.name for f in dataclasses.fields(DDPMTrainingConfig)}
     cfg = DDPMTrainingConfig(**{k: v for k, v in raw.items() if k in known})
