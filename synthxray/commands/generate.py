@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num_inference_steps", type=int, default=None, help="default: the generator's saved default")
     p.add_argument("--guidance_scale", type=float, default=None, help="default: the generator's saved default")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="default: the generator's saved default")
-    p.add_argument("--negative_prompt", default=None, help="Stable Diffusion generators only")
+    p.add_argument("--negative_prompt", default=None, help="Stable Diffusion and text-to-image diffusers generators only")
     p.add_argument("--prompt", action="append", default=[], metavar="CLASS=TEXT",
                    help="diffusers text-to-image model, no synthxray.json: the prompt of a class (repeat per class)")
     p.add_argument("--image_folder", action="store_true", help="also keep PNGs in class sub-folders (OUT/image_folder/<class>/)")

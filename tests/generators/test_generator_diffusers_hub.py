@@ -173,3 +173,23 @@ def test_clear_errors(tmp_path, sd_folder, ddpm_folders, capsys):
         load_generator(ddpm_folders, prompts=PROMPTS, device="cpu")
     with pytest.raises(ValueError, match="cpu_offload=True needs a CUDA"):
         load_generator(sd_folder, prompts=PROMPTS, device="cpu", cpu_offload=True)
+
+
+def test_gated_and_missing_token_errors_say_what_to_do(monkeypatch):
+    import httpx
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    from synthxray.generators.base import HubLoadError, explain_hub_load
+
+    response = httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co/api/models/org/gated"))
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(HubLoadError, match="gated and no Hub token is set: accept its license .*hf auth login"):
+        with explain_hub_load("org/gated"):
+            raise GatedRepoError("Access to model org/gated is restricted", response=response)
+    with pytest.raises(HubLoadError, match="repository not found; if it is private, log in"):
+        with explain_hub_load("org/private"):
+            raise RepositoryNotFoundError("404", response=httpx.Response(404, request=response.request))
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_x")
+    with pytest.raises(HubLoadError, match="this token has no access .*accept its license"):
+        with explain_hub_load("org/gated"):
+            raise GatedRepoError("restricted", response=httpx.Response(403, request=response.request))
