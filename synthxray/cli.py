@@ -18,6 +18,7 @@ COMMANDS = [
     "synthxray.commands.prepare",
     "synthxray.commands.push",
     "synthxray.commands.train",
+    "synthxray.commands.wrap",
 ]
 
 

@@ -21,7 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num_inference_steps", type=int, default=None, help="default: the generator's saved default")
     p.add_argument("--guidance_scale", type=float, default=None, help="default: the generator's saved default")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="default: the generator's saved default")
-    p.add_argument("--negative_prompt", default=None, help="Stable Diffusion generators only")
+    p.add_argument("--negative_prompt", default=None, help="Stable Diffusion and text-to-image diffusers generators only")
+    p.add_argument("--prompt", action="append", default=[], metavar="CLASS=TEXT",
+                   help="diffusers text-to-image model, no synthxray.json: the prompt of a class (repeat per class)")
     p.add_argument("--image_folder", action="store_true", help="also keep PNGs in class sub-folders (OUT/image_folder/<class>/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output_dir that holds a synthxray dataset (never other files)")
     p.add_argument("--check_memorization", default=None, metavar="TRAIN",
@@ -64,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
         load_dataset(args.check_memorization)  # a wrong TRAIN fails now, not after the generator has loaded
     kwargs = {"device": args.device} if args.device else {}
+    if args.prompt:
+        from .wrap import parse_pairs
+
+        kwargs["prompts"] = parse_pairs(args.prompt, "--prompt")
     gen = load_generator(args.model, revision=args.revision, **kwargs)
     extra = {"negative_prompt": args.negative_prompt} if args.negative_prompt else {}
     try:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from PIL import Image
 
+from ..errors import ExplainedError
 from ..manifest import GENERATOR_CONFIG
 from ..registry import Registry
 from ..samplers import SCHEDULERS
@@ -69,7 +71,67 @@ def resolve_pretrained_dir(path_or_repo_id: str | os.PathLike, revision: str | N
         raise FileNotFoundError(f"{text} is not a folder and not a Hub repo id (user/name)")
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(repo_id=str(path_or_repo_id), revision=revision, **hub_kwargs))
+    with explain_hub_load(text, revision):
+        return Path(snapshot_download(repo_id=text, revision=revision, **hub_kwargs))
+
+
+class HubLoadError(ExplainedError, OSError):
+    """A generator that could not be fetched from the Hub; the one-line message says why and what to do."""
+
+
+def is_repo_id(path_or_repo_id: str | os.PathLike) -> bool:
+    """True for text that names a Hub repo (``user/name`` or ``name``) rather than a local path."""
+    text = str(path_or_repo_id)
+    return not Path(text).exists() and not text.startswith((".", "/", "~")) and text.count("/") <= 1
+
+
+@contextlib.contextmanager
+def explain_hub_load(repo_id: str, revision: str | None = None) -> Iterator[None]:
+    """Turn huggingface_hub download errors into one ``HubLoadError`` line that says what to do.
+
+    The same translation as ``synthxray.hub.push`` makes for uploads (gated repos, tokens, revisions, network).
+    """
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.errors import (
+        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+    )
+
+    from ..hub.push import _first_line, _is_network_error, _status
+
+    where = f"{repo_id}{f' (revision {revision})' if revision else ''} on {constants.ENDPOINT}"
+    login = "log in with `hf auth login` or set HF_TOKEN"
+    try:
+        yield
+    except GatedRepoError as exc:
+        if get_token() is None:
+            raise HubLoadError(f"cannot load {where}: the repo is gated and no Hub token is set: accept its license "
+                               f"on {constants.ENDPOINT}/{repo_id} and {login}") from exc
+        raise HubLoadError(f"cannot load {where}: the repo is gated and this token has no access "
+                           f"({_status(exc)}): accept its license on {constants.ENDPOINT}/{repo_id} with the "
+                           "account the token belongs to, or wait until the request is approved") from exc
+    except RevisionNotFoundError as exc:
+        raise HubLoadError(f"cannot load {where}: revision not found; give an existing branch, tag or commit") from exc
+    except RepositoryNotFoundError as exc:
+        if _status(exc) == 401 and get_token() is not None:
+            raise HubLoadError(f"cannot load {where}: the Hub did not accept the token (401); check HF_TOKEN") from exc
+        hint = f"; if it is private, {login}" if get_token() is None else ", or not visible with this token"
+        raise HubLoadError(f"cannot load {where}: repository not found{hint}") from exc
+    except LocalEntryNotFoundError as exc:
+        offline = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
+        raise HubLoadError(f"cannot load {where}: {offline} and its files are not in the local cache "
+                           f"({constants.HF_HUB_CACHE}); download it once with network access or pass a local folder"
+                           ) from exc
+    except HfHubHTTPError as exc:
+        status = _status(exc)
+        if status in (401, 403):
+            raise HubLoadError(f"cannot load {where}: access denied ({status}); {login} with a token that may read "
+                               "this repo (and accept its license if it is gated)") from exc
+        raise HubLoadError(f"cannot load {where}: the Hub refused the request ({status}: {_first_line(exc)})") from exc
+    except Exception as exc:
+        if _is_network_error(exc):
+            raise HubLoadError(f"cannot load {where}: network failure ({_first_line(exc)}); check the connection "
+                               "or pass a local folder") from exc
+        raise
 
 
 class Generator(ABC):
@@ -211,11 +273,19 @@ class Generator(ABC):
         return f"{type(self).__name__}(backend={self.backend!r}, classes={self.class_names}, source={self.source!r})"
 
 
-def load_generator(path_or_repo_id: str | os.PathLike, revision: str | None = None, **kwargs: Any) -> Generator:
-    """Load any synthxray generator from a local folder or a Hub repo id.
+def load_generator(
+    path_or_repo_id: str | os.PathLike | Mapping[str, str | os.PathLike], revision: str | None = None, **kwargs: Any
+) -> Generator:
+    """Load any generator from a local folder or a Hub repo id.
 
-    The backend is read from ``synthxray.json`` and looked up in the generator registry.
+    The backend is read from ``synthxray.json`` and looked up in the generator registry. A diffusers
+    folder or repo without ``synthxray.json`` (a model someone else trained), or a ``{class: folder_or_repo}``
+    mapping of unconditional pipelines, is wrapped by the ``diffusers`` backend
+    (``synthxray.generators.diffusers_hub``): pass ``prompts={class: text}`` for a text-to-image model.
     """
+    if isinstance(path_or_repo_id, Mapping) or not _has_generator_config(path_or_repo_id, revision):
+        wrap = GENERATORS.get("diffusers").wrap  # type: ignore[attr-defined]
+        return wrap(path_or_repo_id, revision=revision, **kwargs)
     local = resolve_pretrained_dir(path_or_repo_id, revision=revision)
     info = GeneratorInfo.load(local)
     cls = GENERATORS.get(info.backend)
@@ -223,6 +293,26 @@ def load_generator(path_or_repo_id: str | os.PathLike, revision: str | None = No
     gen.source = str(path_or_repo_id)
     gen.revision = _hub_commit(local) or revision  # pin the exact commit a branch or tag resolved to
     return gen
+
+
+def _has_generator_config(path_or_repo_id: str | os.PathLike, revision: str | None) -> bool:
+    """Whether a folder or Hub repo holds ``synthxray.json`` (for a repo: fetched alone, not the whole repo)."""
+    path = Path(path_or_repo_id)
+    if path.is_dir():
+        return (path / CONFIG_NAME).is_file()
+    if not is_repo_id(path_or_repo_id):
+        resolve_pretrained_dir(path_or_repo_id, revision=revision)  # raises its "not a folder" error
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    with explain_hub_load(str(path_or_repo_id), revision):
+        try:
+            hf_hub_download(str(path_or_repo_id), CONFIG_NAME, revision=revision)
+        except LocalEntryNotFoundError:
+            raise  # offline and not cached: explained as such, not as "no synthxray.json"
+        except EntryNotFoundError:
+            return False
+    return True
 
 
 def _hub_commit(local: Path) -> str | None:

@@ -145,3 +145,14 @@ def sd_lora_folder(tiny_sd_pipeline_dir, tmp_path) -> Path:
     StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
     _sd_info("sd-lora", base_model=str(tiny_sd_pipeline_dir)).save(folder)
     return folder
+
+
+@pytest.fixture
+def diffusers_folder(tiny_sd_pipeline_dir, tmp_path) -> Path:
+    """A ``diffusers`` generator folder: a plain pipeline someone else trained, wrapped with one prompt per class."""
+    from synthxray.generators.diffusers_hub import wrap
+
+    folder = tmp_path / "tiny-wrapped"
+    gen = wrap(tiny_sd_pipeline_dir, prompts=dict(SD_PROMPTS), num_inference_steps=2, grayscale=True, device="cpu")
+    gen.save_pretrained(folder)
+    return folder

@@ -12,7 +12,7 @@ from synthxray.generators import list_generators
 # backends with a tiny builder here; others are listed as skipped (with the reason) until one is added
 # (one GAN stands for the four: dcgan, cgan and acgan share its generator class, save and load path)
 TINY_BUILDERS = {"ddpm": "ddpm_folder", "sd-dreambooth": "sd_dreambooth_folder", "sd-lora": "sd_lora_folder",
-                 "wgan-gp": "wgan_gp_folder", "vae": "vae_folder"}
+                 "wgan-gp": "wgan_gp_folder", "vae": "vae_folder", "diffusers": "diffusers_folder"}
 
 GENERATE_AND_HASH = r'''
 import hashlib, os
