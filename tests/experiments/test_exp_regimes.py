@@ -169,7 +169,7 @@ def _regime_spec(tmp_path, real, real_test, pool, fractions):
 
 
 def test_a_fraction_that_empties_a_class_is_refused_before_any_run(tmp_path, real_test, synthetic, monkeypatch):
-    from conftest import make_dataset
+    from expdata import make_dataset
 
     from synthxray.experiments import runner as runner_mod
 
@@ -183,7 +183,7 @@ def test_a_fraction_that_empties_a_class_is_refused_before_any_run(tmp_path, rea
 
 
 def test_fractions_that_keep_the_same_count_are_refused_before_any_run(tmp_path, real_test, synthetic, monkeypatch):
-    from conftest import make_dataset
+    from expdata import make_dataset
 
     from synthxray.experiments import runner as runner_mod
 
