@@ -95,13 +95,14 @@ def main(argv: list[str] | None = None) -> int:
                   "precision", "recall", "--output_dir", str(evaluation)])
         rows.append(("real train (floor)", None, json.loads((evaluation / "evaluation.json").read_text())))
     print("end:  ", machine_line())
-    table = ["| pool | n real / synthetic | FID | KID x1000 | precision | recall | label fidelity | generate s |",
+    table = ["| pool | n real / synthetic | FID | KID x1000 | precision | recall | label fidelity (synthetic accuracy) | "
+             "generate s |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     record = []
     for label, gen_s, result in rows:
         overall = next(r for r in result["rows"] if r["class"] == "overall")
         get = lambda m: overall[m]["mean"] if m in overall else None  # noqa: E731
-        fidelity = (result.get("label_fidelity") or {}).get("accuracy")
+        fidelity = ((result.get("label_fidelity") or {}).get("synthetic") or {}).get("accuracy")
         record.append({"pool": label, "fid": get("fid"), "kid": get("kid"), "precision": get("precision"),
                        "recall": get("recall"), "label_fidelity": fidelity, "n_real": overall["n_real"],
                        "n_synthetic": overall["n_synthetic"], "protocol": result["protocol"],
