@@ -79,10 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         if checkpoint is not None and not (model / "synthxray.json").is_file():
             call([*cli, "export", "--checkpoint", str(checkpoint), "--output_dir", str(model)])
         pool, evaluation = work / f"step{step}" / "pool", work / f"step{step}" / "evaluation"
-        gen_s = None
+        timing = work / f"step{step}" / "generate_seconds.json"  # kept, so a rerun reports the first run's time
         if not pool.is_dir():
-            gen_s = call([*cli, "generate", "--model", str(model), "--images_per_class", mix, "--seed", "0",
-                          "--batch_size", "64", "--output_dir", str(pool)])
+            seconds = call([*cli, "generate", "--model", str(model), "--images_per_class", mix, "--seed", "0",
+                            "--batch_size", "64", "--output_dir", str(pool)])
+            timing.write_text(json.dumps({"seconds": seconds, "machine": machine_line()}) + "\n")
+        gen_s = json.loads(timing.read_text())["seconds"] if timing.is_file() else None
         if not (evaluation / "evaluation.json").is_file():
             call([*cli, "evaluate", "--real", args.data, "--real_split", "test", "--synthetic", str(pool),
                   "--metrics", *METRICS, "--output_dir", str(evaluation)])
