@@ -90,20 +90,23 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"{name} failed (exit {result.returncode}): {' '.join(command)}")
     print("end:  ", machine_line())
     print(f"\n{steps} training steps, {args.per_class} images per class, experiment {args.experiment_epochs} epochs\n")
-    print("| command | wall s | CPU s | peak resident memory |")
+    print("| command | wall s | CPU s | peak resident memory (os.wait4; the demo's: its last stage only) |")
     print("|---|---:|---:|---:|")
     for name, u in usage.items():
         print(f"| {name} | {u.seconds:.0f} | {u.cpu_seconds:.0f} | {format_mb(u.peak_mb)} |")
     stages = {k: v for k, v in usage.items() if not k.startswith("demo")}
     largest = max(stages, key=lambda k: stages[k].peak_mb)
     demo = usage["demo (one process)"]
-    print(f"\ndemo peak / largest stage alone ({largest}): {demo.peak_mb / stages[largest].peak_mb:.2f} "
-          f"(issue 35's bound: 1.20)")
-    print(f"demo time / sum of stages alone: {demo.seconds / sum(u.seconds for u in stages.values()):.2f}")
     summary = json.loads((work / "demo" / "summary.json").read_text())
     per_stage = summary["peak_memory_mb"]
+    # the demo resets the kernel's peak at each stage (PeakMemory), so the wait4 figure above covers only its last
+    # stage; its whole-process peak is the largest stage peak it measured itself
+    demo_peak = per_stage["process"] if summary["peak_memory_method"] == "VmHWM reset" else demo.peak_mb
     print("the demo's own per-stage peaks (summary.json, " + summary["peak_memory_method"] + "): "
           + ", ".join(f"{k} {format_mb(v)}" for k, v in per_stage.items()))
+    print(f"\ndemo peak {format_mb(demo_peak)} / largest stage alone ({largest}, {format_mb(stages[largest].peak_mb)}): "
+          f"{demo_peak / stages[largest].peak_mb:.2f} (issue 35's bound: 1.20)")
+    print(f"demo time / sum of stages alone: {demo.seconds / sum(u.seconds for u in stages.values()):.2f}")
     return 0
 
 

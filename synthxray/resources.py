@@ -56,7 +56,9 @@ class PeakMemory:
 
     ``method`` is ``"VmHWM reset"`` where the block's own peak was measured, ``"process peak"`` where the
     figure is the process's peak so far (an upper bound). Blocks do not nest: the inner one resets the
-    outer one's peak, and so does any later block: a process's peak is the largest of its blocks' peaks.
+    outer one's peak, and so does any later block: a process's peak is the largest of its blocks' peaks. The reset
+    also reaches what a parent reads at exit (``getrusage`` / ``os.wait4``'s ``ru_maxrss``): it then covers only the
+    time since the last reset.
     """
 
     def __init__(self) -> None:
