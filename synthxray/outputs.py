@@ -26,7 +26,9 @@ KIND_TEXT = {
     DATASET: "a synthxray dataset", EXPERIMENT: "a synthxray experiment", EVALUATION: "a synthxray evaluation",
 }
 SAME_KIND = {GENERATOR: (GENERATOR, TRAINING_RUN), TRAINING_RUN: (GENERATOR, TRAINING_RUN), DATASET: (DATASET,),
-             EXPERIMENT: (EXPERIMENT,), EVALUATION: (EVALUATION,)}
+             EXPERIMENT: (EXPERIMENT,),
+             # an evaluation may be written into the generator folder it scores: its card reads evaluation.json there
+             EVALUATION: (EVALUATION, GENERATOR)}
 
 
 class OutputDirError(FileExistsError):

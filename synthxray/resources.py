@@ -13,7 +13,6 @@ import re
 import resource
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -83,15 +82,31 @@ class CommandUsage:
     peak_mb: float
 
 
+# Linux gives a child at least its parent's resident size at fork / exec (the old memory map's peak goes into the
+# child's ru_maxrss on exec), so a large parent would floor every child's figure. A small intermediate Python
+# process starts the command and reads its usage: the floor is then that process's ~10 MB.
+_WAIT4 = (
+    "import json, os, subprocess, sys, time\n"
+    "start = time.perf_counter(); child = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, u = os.wait4(child.pid, 0)\n"
+    "json.dump({'rc': os.waitstatus_to_exitcode(status), 's': time.perf_counter() - start, "
+    "'cpu': u.ru_utime + u.ru_stime, 'maxrss': u.ru_maxrss}, open(sys.argv[1], 'w'))\n"
+)
+
+
 def run_measured(command: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None) -> CommandUsage:
-    """Run ``command`` to its end and return its own usage (``os.wait4``: this child only, not earlier ones)."""
-    start = time.perf_counter()
-    child = subprocess.Popen(list(command), env=env, cwd=cwd)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    peak = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
-    return CommandUsage(child.returncode, seconds, usage.ru_utime + usage.ru_stime, peak)
+    """Run ``command`` to its end and return its own usage: wall and CPU seconds and its peak resident memory
+    (``os.wait4`` on this child alone, started from a small intermediate process so this one's size is no floor)."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "usage.json")
+        subprocess.run([sys.executable, "-c", _WAIT4, report, *command], env=env, cwd=cwd, check=False)
+        with open(report) as f:
+            u = json.load(f)
+    peak = u["maxrss"] / (2**20 if sys.platform == "darwin" else 1024)
+    return CommandUsage(u["rc"], u["s"], u["cpu"], peak)
 
 
 def format_mb(mb: float) -> str:

@@ -215,6 +215,7 @@ EVALUATION_BAD = {
     "batch_size": INT + [0],
     "device": OPT_STR,
     "cache": BOOL,
+    "overwrite_output_dir": BOOL,
     "cache_synthetic": BOOL,
     "cache_dir": OPT_STR,
     "kid_subset_size": OPT_INT + [0],

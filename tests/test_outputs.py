@@ -63,7 +63,9 @@ def test_rule_refuses_files_links_foreign_folders_and_other_kinds(tmp_path):
     gen = tmp_path / "gen"
     gen.mkdir()
     (gen / "synthxray.json").write_text("{}")
-    for kind in (outputs.DATASET, outputs.EXPERIMENT, outputs.EVALUATION):
+    # an evaluation may go into the generator folder it scores (the generator's card reads evaluation.json there)
+    assert check_output_dir(gen, outputs.EVALUATION) == gen
+    for kind in (outputs.DATASET, outputs.EXPERIMENT):
         with pytest.raises(OutputDirError, match="holds a synthxray generator .*never replaces another kind"):
             check_output_dir(gen, kind, overwrite=True)
     with pytest.raises(OutputDirError, match="already exists .a synthxray generator.*pass --overwrite_output_dir"):

@@ -80,7 +80,8 @@ def test_one_key_per_backend_across_generators_trainers_and_federated_backends()
     from synthxray.generators import list_generators
     from synthxray.training import SCRIPT_NAMES, _with_defaults, trainer_key
 
-    assert set(TRAINERS) == set(list_generators())
+    # the "diffusers" backend wraps pipelines others trained (issue 33): there is nothing for synthxray to train
+    assert set(TRAINERS) == set(list_generators()) - {"diffusers"}
     assert set(FEDERATED_BACKENDS.names()) <= set(TRAINERS)
     assert {trainer_key(n) for n in SCRIPT_NAMES} <= set(TRAINERS) and trainer_key("nosuch") is None
     # a GAN backend name sets its architecture; a flag still overrides it
