@@ -39,18 +39,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def checkpoint_for(run: Path, step: int) -> Path | None:
-    """The checkpoint folder of ``step`` (None: the run's own final save), from the run's checkpoint interval."""
-    config = json.loads((run / "training_config.json").read_text())
+    """The checkpoint folder saved at ``step`` (None: the run's own final save)."""
+    from synthxray.training.checkpoints import checkpoints_by_step
+
     final = json.loads((run / "synthxray.json").read_text())["extra"]["train_steps"] if (run / "synthxray.json").is_file() else None
     if step == final:
         return None
-    every = int(config["checkpointing_steps"] or 0)
-    if not every or step % every:
-        sys.exit(f"--steps {step}: the run checkpoints every {every} steps, so step {step} has no checkpoint")
-    folder = run / "checkpoints" / f"checkpoint_{step // every - 1}"
-    if not folder.is_dir():
-        sys.exit(f"--steps {step}: {folder} is missing (a checkpoints_total_limit may have removed it)")
-    return folder
+    found = checkpoints_by_step(run)
+    if step not in found:
+        sys.exit(f"--steps {step}: {run} has no checkpoint at that step (it has {sorted(found)})")
+    return found[step]
 
 
 def call(command: list[str]) -> float:

@@ -88,6 +88,33 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("_")[1]))
 
 
+def registered_states(checkpoint: str | os.PathLike) -> list[Path]:
+    """The pickled objects a checkpoint holds (``custom_checkpoint_N.pkl``), in the order they were registered for
+    checkpointing: a run's extra state (an EMA) first, its :class:`TrainState` last (``resume_and_track``)."""
+    found = Path(checkpoint).glob("custom_checkpoint_*.pkl")
+    return sorted(found, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+
+
+def checkpoint_step(checkpoint: str | os.PathLike) -> int:
+    """The optimiser step a checkpoint was saved at (its :class:`TrainState`), whatever its folder's number."""
+    import torch
+
+    from .state import TrainState
+
+    states = registered_states(checkpoint)
+    if not states:
+        raise FileNotFoundError(f"{checkpoint} holds no training state (custom_checkpoint_*.pkl): not a checkpoint "
+                                "of a synthxray training run")
+    state = TrainState()
+    state.load_state_dict(torch.load(states[-1], map_location="cpu", weights_only=False))  # the run's own file
+    return int(state.step)
+
+
+def checkpoints_by_step(output_dir: str | os.PathLike) -> dict[int, Path]:
+    """Every checkpoint of a run, keyed by the step it was saved at (numbers shift with resumes and budgets)."""
+    return {checkpoint_step(p): p for p in list_checkpoints(output_dir)}
+
+
 def resume(accelerator, cfg: TrainingConfig, state: TrainState) -> bool:
     """Load the checkpoint named by ``resume_from_checkpoint``; returns whether one was loaded."""
     if not cfg.resume_from_checkpoint:

@@ -210,7 +210,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     from safetensors.torch import load_file
 
     from ..outputs import GENERATOR, check_output_dir
-    from .checkpoints import CONFIG_FILE
+    from .checkpoints import CONFIG_FILE, checkpoint_step, registered_states
 
     checkpoint = Path(checkpoint)
     run = checkpoint.parent.parent
@@ -226,15 +226,11 @@ def export_checkpoint(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     ds, names, channels = load_training_data(cfg)
     unet, noise_scheduler = build_model(cfg, len(names), channels)
     unet.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
-    # accelerate numbers the objects registered for checkpointing in order: the EMA (when used), then TrainState
-    states = sorted(checkpoint.glob("custom_checkpoint_*.pkl"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
     ema = None
-    if cfg.use_ema:
+    if cfg.use_ema:  # registered first, before the TrainState (resume_and_track)
         ema = make_ema(cfg, unet)
-        ema.load_state_dict(torch.load(states[0], map_location="cpu", weights_only=False))
-    train_state = TrainState()
-    train_state.load_state_dict(torch.load(states[-1], map_location="cpu", weights_only=False))
-    step = int(train_state.step)
+        ema.load_state_dict(torch.load(registered_states(checkpoint)[0], map_location="cpu", weights_only=False))
+    step = checkpoint_step(checkpoint)
     gen = build_generator(cfg, unet, ema, noise_scheduler, names, channels, ds, step,
                           {"exported_from_checkpoint": f"{run.name}/checkpoints/{checkpoint.name}"})
     staging = target.with_name(target.name + ".partial")

@@ -196,13 +196,16 @@ def test_export_checkpoint_is_the_generator_the_run_saves(tiny_ddpm_config, tmp_
     """A checkpoint at the last step exports to the same weights, data record and images as the run's own save."""
     from synthxray.cli import main
 
-    run = train(tiny_ddpm_config(max_train_steps=4, checkpointing_steps=4, use_ema=use_ema))
-    checkpoint = run / "checkpoints" / "checkpoint_0"
+    from synthxray.training.checkpoints import checkpoints_by_step
+
+    run = train(tiny_ddpm_config(max_train_steps=4, checkpointing_steps=2, use_ema=use_ema))
+    assert {k: p.name for k, p in checkpoints_by_step(run).items()} == {2: "checkpoint_0", 4: "checkpoint_1"}
+    checkpoint = run / "checkpoints" / "checkpoint_1"
     assert main(["export", "--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "step4")]) == 0
     assert "exported step 4" in capsys.readouterr().out
     saved, exported = load_generator(run), load_generator(tmp_path / "step4")
     assert exported.info.data == saved.info.data and exported.info.extra["train_steps"] == 4
-    assert exported.info.extra["exported_from_checkpoint"].endswith("checkpoints/checkpoint_0")
+    assert exported.info.extra["exported_from_checkpoint"].endswith("checkpoints/checkpoint_1")
     a, b = saved.pipeline.unet.state_dict(), exported.pipeline.unet.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     first = saved.generate(2, class_label=0, seed=1, num_inference_steps=2)
